@@ -1,0 +1,255 @@
+//! The durable local buffer: what a Durable Object is at the edge, `contrail
+//! serve` does with SQLite.
+//!
+//! Guarantee: when [`Buffer::store`] returns `Ok`, the request's new events and
+//! quarantined messages are in a committed, fsynced SQLite transaction (WAL,
+//! `synchronous=FULL`), together with their dedupe entries. A `200` is sent only
+//! after that.
+//!
+//! One writer thread owns the write connection and commits whatever requests
+//! are waiting as one transaction (group commit): under load, many requests
+//! share one fsync, which is what makes durable acknowledgements cheap.
+//!
+//! Tables:
+//! - `seen(project, event_id, seen_at)`: dedupe window (pruned after `dedupe_hours`).
+//! - `pending(seq, stream, project, received_at, bytes, row)`: buffered rows, JSON.
+//!   `seq` is AUTOINCREMENT, so it is never reused and later rows sort later.
+//! - `flushes(flush_seq, stream, project, last_seq, flushed_at, key, done)`: a
+//!   flush is planned here before its object is written (see `flush.rs`).
+//! - `meta(key, value)`: the buffer's identity.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use contrail_edge::{Event, RejectedMessage};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{Notify, oneshot};
+
+use crate::error::{Error, Result};
+use crate::telemetry;
+
+/// Which kind of row a pending row or flush holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Accepted events → `raw/…`.
+    Events,
+    /// Quarantined messages → `rejected/…`.
+    Rejected,
+}
+
+impl Stream {
+    pub(crate) fn as_i64(self) -> i64 {
+        match self {
+            Self::Events => 0,
+            Self::Rejected => 1,
+        }
+    }
+
+    pub(crate) fn from_i64(v: i64) -> Option<Self> {
+        match v {
+            0 => Some(Self::Events),
+            1 => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+
+    /// Metric label and object prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Most events one group commit takes: bounds the latency one commit adds to
+/// the requests queued behind it.
+const MAX_GROUP_EVENTS: usize = 20_000;
+
+/// Opens (creating if needed) the buffer database with durable settings.
+pub fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    // WAL: readers (the flusher) never block the writer. synchronous=FULL: the
+    // WAL is fsynced at every commit, so a commit survives power loss, which
+    // is what a durable acknowledgement promises.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS seen(
+             project TEXT NOT NULL, event_id TEXT NOT NULL, seen_at INTEGER NOT NULL,
+             PRIMARY KEY(project, event_id)) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS seen_by_time ON seen(seen_at);
+         CREATE TABLE IF NOT EXISTS pending(
+             seq INTEGER PRIMARY KEY AUTOINCREMENT, stream INTEGER NOT NULL, project TEXT NOT NULL,
+             received_at INTEGER NOT NULL, bytes INTEGER NOT NULL, row BLOB NOT NULL);
+         CREATE INDEX IF NOT EXISTS pending_by_group ON pending(stream, project, seq);
+         CREATE TABLE IF NOT EXISTS flushes(
+             flush_seq INTEGER PRIMARY KEY AUTOINCREMENT, stream INTEGER NOT NULL, project TEXT NOT NULL,
+             last_seq INTEGER NOT NULL, flushed_at INTEGER NOT NULL, key TEXT NOT NULL,
+             done INTEGER NOT NULL DEFAULT 0);",
+    )?;
+    Ok(conn)
+}
+
+/// The buffer's identity, created once: it seeds raw batch keys, so that two
+/// data directories never produce the same key.
+pub fn identity(conn: &Connection) -> Result<String> {
+    if let Some(id) = conn.query_row("SELECT value FROM meta WHERE key = 'identity'", [], |r| r.get(0)).optional()? {
+        return Ok(id);
+    }
+    let id = format!("local:{:032x}", rand::random::<u128>());
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('identity', ?1)", [&id])?;
+    Ok(conn.query_row("SELECT value FROM meta WHERE key = 'identity'", [], |r| r.get(0))?)
+}
+
+/// One request's rows, serialised by the request task so the writer thread
+/// only does SQLite work.
+struct Job {
+    project: String,
+    now_ms: i64,
+    events: Vec<(String, i64, Vec<u8>)>,
+    rejected: Vec<(i64, Vec<u8>)>,
+    reply: oneshot::Sender<Result<usize>>,
+}
+
+/// Handle to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Buffer {
+    tx: mpsc::Sender<Job>,
+    pending: Arc<AtomicU64>,
+    wake_flusher: Arc<Notify>,
+}
+
+impl Buffer {
+    /// Starts the writer thread on `path`.
+    pub fn start(path: &Path, flush_events: usize, wake_flusher: Arc<Notify>) -> Result<Self> {
+        let mut conn = open_connection(path)?;
+        let pending: u64 =
+            conn.query_row("SELECT count(*) FROM pending WHERE stream = 0", [], |r| r.get::<_, i64>(0))? as u64;
+        let pending = Arc::new(AtomicU64::new(pending));
+        let (tx, rx) = mpsc::channel::<Job>();
+        let buffer = Self { tx, pending: pending.clone(), wake_flusher: wake_flusher.clone() };
+        std::thread::Builder::new()
+            .name("contrail-buffer-writer".into())
+            .spawn(move || writer_loop(&mut conn, &rx, &pending, &wake_flusher, flush_events as u64))
+            .map_err(Error::io("starting the buffer writer thread"))?;
+        Ok(buffer)
+    }
+
+    /// Stores a request's events (deduplicated) and quarantined messages
+    /// durably; returns how many events were duplicates.
+    pub async fn store<'a>(
+        &self,
+        project: &str,
+        now_ms: i64,
+        events: impl IntoIterator<Item = &'a Event>,
+        rejected: &[RejectedMessage],
+    ) -> Result<usize> {
+        let events = events
+            .into_iter()
+            .map(|e| Ok((e.event_id.clone(), e.received_at, serde_json::to_vec(e).map_err(|e| Error::Commit(e.to_string()))?)))
+            .collect::<Result<Vec<_>>>()?;
+        let rejected = rejected
+            .iter()
+            .map(|r| Ok((r.received_at, serde_json::to_vec(r).map_err(|e| Error::Commit(e.to_string()))?)))
+            .collect::<Result<Vec<_>>>()?;
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { project: project.to_owned(), now_ms, events, rejected, reply })
+            .map_err(|_| Error::BufferClosed)?;
+        answer.await.map_err(|_| Error::BufferClosed)?
+    }
+
+    /// Commits an empty group: proves the writer thread is alive and the
+    /// database writable (readiness).
+    pub async fn ping(&self) -> Result<()> {
+        self.store("", 0, [], &[]).await.map(|_| ())
+    }
+
+    /// Events waiting to be flushed.
+    pub fn pending_events(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Called by the flusher when it removed `n` flushed events.
+    pub(crate) fn flushed(&self, n: u64) {
+        self.pending.fetch_sub(n.min(self.pending.load(Ordering::Relaxed)), Ordering::Relaxed);
+    }
+
+    /// The flusher's wake-up.
+    pub(crate) fn wake_handle(&self) -> Arc<Notify> {
+        self.wake_flusher.clone()
+    }
+}
+
+fn writer_loop(conn: &mut Connection, rx: &mpsc::Receiver<Job>, pending: &AtomicU64, wake: &Notify, flush_events: u64) {
+    while let Ok(first) = rx.recv() {
+        let mut size = first.events.len() + first.rejected.len();
+        let mut jobs = vec![first];
+        while size < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    size += job.events.len() + job.rejected.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let _span = tracing::debug_span!("buffer_commit", requests = jobs.len(), rows = size).entered();
+        match commit(conn, &jobs) {
+            Ok(duplicates) => {
+                let accepted: u64 = jobs.iter().zip(&duplicates).map(|(j, d)| (j.events.len() - d) as u64).sum();
+                let now_pending = pending.fetch_add(accepted, Ordering::Relaxed) + accepted;
+                telemetry::report_commit(jobs.len(), started.elapsed(), now_pending);
+                if now_pending >= flush_events {
+                    wake.notify_one();
+                }
+                for (job, d) in jobs.into_iter().zip(duplicates) {
+                    let _ = job.reply.send(Ok(d));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "buffer commit failed; the group's requests get 503");
+                let message = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(Error::Commit(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the whole group: dedupe entries and pending rows
+/// commit or roll back together.
+fn commit(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<usize>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut duplicates = Vec::with_capacity(jobs.len());
+    {
+        let mut seen = tx.prepare_cached("INSERT OR IGNORE INTO seen(project, event_id, seen_at) VALUES (?1, ?2, ?3)")?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO pending(stream, project, received_at, bytes, row) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for job in jobs {
+            let mut dup = 0;
+            for (event_id, received_at, row) in &job.events {
+                if seen.execute(params![job.project, event_id, job.now_ms])? == 0 {
+                    dup += 1;
+                    continue;
+                }
+                insert.execute(params![Stream::Events.as_i64(), job.project, received_at, row.len() as i64, row])?;
+            }
+            for (received_at, row) in &job.rejected {
+                insert.execute(params![Stream::Rejected.as_i64(), job.project, received_at, row.len() as i64, row])?;
+            }
+            duplicates.push(dup);
+        }
+    }
+    tx.commit()?;
+    Ok(duplicates)
+}

@@ -1,0 +1,106 @@
+//! The `contrail` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use contrail::clock::SystemClock;
+use contrail::config::Config;
+use contrail::{Result, secret, serve, telemetry};
+use contrail_edge::{KeyKind, ProjectId};
+
+/// Contrail: edge-to-warehouse product analytics.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run ingest, the durable buffer and the flusher in one process on a local directory.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8787].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data directory [default: ./contrail-data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Configuration file (contrail.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a key: a project's write or query key, or the admin token.
+    Keys {
+        /// Which key.
+        kind: KeyChoice,
+        /// Project (write and query keys).
+        #[arg(long)]
+        project: Option<String>,
+        /// Data directory holding the generated secret [default: ./contrail-data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Configuration file (contrail.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyChoice {
+    Write,
+    Query,
+    Admin,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("contrail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<Config> {
+    let mut loaded = Config::load(config.as_deref(), std::env::vars())?;
+    if let Some(data) = data {
+        loaded.server.data = data;
+    }
+    Ok(loaded)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { listen, data, config } => {
+            let mut config = load(config, data)?;
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            telemetry::init_logging(config.server.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(contrail::Error::io("starting the async runtime"))?;
+            runtime.block_on(serve::run(config, Arc::new(SystemClock)))
+        }
+        Command::Keys { kind, project, data, config } => {
+            let config = load(config, data)?;
+            let (keyring, _) = secret::keyring(&config.keys, &config.server.data, false)?;
+            let key = match kind {
+                KeyChoice::Admin => keyring.admin_token(),
+                KeyChoice::Write | KeyChoice::Query => {
+                    let name = project.ok_or_else(|| contrail::Error::Config("--project is required".into()))?;
+                    let project = ProjectId::parse(&name).map_err(contrail::Error::Config)?;
+                    let kind = if matches!(kind, KeyChoice::Write) { KeyKind::Write } else { KeyKind::Query };
+                    keyring.mint(kind, &project)
+                }
+            };
+            println!("{key}");
+            Ok(())
+        }
+    }
+}

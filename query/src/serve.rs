@@ -1,0 +1,157 @@
+//! `contrail serve`: the whole chain in one process on a local directory.
+//!
+//! ```text
+//! <data>/secret          the keyring's secret (mode 0600), unless configured
+//! <data>/buffer.sqlite   the durable buffer (WAL), standing in for the Durable Objects
+//! <data>/store/          the local object store: raw/…, rejected/…
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use contrail_edge::{Ingestor, KeyKind, Keyring, Limits, ProjectId};
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::app::{AppState, app};
+use crate::buffer::{Buffer, open_connection};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::flush::Flusher;
+use crate::rate_limit::RateLimiter;
+use crate::secret::{self, SecretSource};
+use crate::telemetry;
+
+/// File name of the buffer database in the data directory.
+pub const BUFFER_FILE: &str = "buffer.sqlite";
+/// Directory of the local object store in the data directory.
+pub const STORE_DIR: &str = "store";
+/// The project `serve` prints keys for on start.
+pub const DEMO_PROJECT: &str = "demo";
+
+/// Everything `serve` runs, built but not yet listening.
+pub struct Stack {
+    /// Handler state (shared with the router).
+    pub state: Arc<AppState>,
+    /// The flusher.
+    pub flusher: Arc<Flusher>,
+    /// Where the secret came from.
+    pub secret_source: SecretSource,
+    /// The data directory.
+    pub data: PathBuf,
+}
+
+/// The local object store rooted at `<data>/store`.
+pub fn local_store(data: &Path) -> Result<Arc<dyn ObjectStore>> {
+    let root = data.join(STORE_DIR);
+    std::fs::create_dir_all(&root).map_err(Error::io(format!("creating {}", root.display())))?;
+    Ok(Arc::new(LocalFileSystem::new_with_prefix(&root)?))
+}
+
+impl Stack {
+    /// Opens the data directory (creating the secret on first start), the
+    /// buffer and the store.
+    pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Self> {
+        let data = config.server.data.clone();
+        std::fs::create_dir_all(&data).map_err(Error::io(format!("creating {}", data.display())))?;
+        let (keyring, secret_source) = secret::keyring(&config.keys, &data, true)?;
+        let store = local_store(&data)?;
+        let wake = Arc::new(Notify::new());
+        let buffer_path = data.join(BUFFER_FILE);
+        let buffer = Buffer::start(&buffer_path, config.buffer.flush_events, wake)?;
+        let flusher = Flusher::new(
+            open_connection(&buffer_path)?,
+            store.clone(),
+            clock.clone(),
+            buffer.clone(),
+            config.buffer.clone(),
+            config.server.region.clone(),
+        )?;
+        let state = Arc::new(AppState {
+            ingestor: Ingestor::new(keyring, Limits::default(), None),
+            buffer,
+            clock,
+            rate: RateLimiter::new(config.ingest.rate_limit_per_sec, config.ingest.rate_limit_burst),
+            projects: config.projects.clone(),
+            trust_forwarded_for: config.server.trust_forwarded_for,
+            store,
+            metrics: telemetry::prometheus(),
+        });
+        Ok(Self { state, flusher: Arc::new(flusher), secret_source, data })
+    }
+
+    /// Starts the flusher loop; it stops (after a final flush) when `shutdown` flips.
+    pub fn spawn_flusher(&self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        let flusher = self.flusher.clone();
+        tokio::spawn(async move { flusher.run(shutdown).await })
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        self.state.ingestor.keyring()
+    }
+}
+
+/// Runs `contrail serve` until Ctrl-C or SIGTERM.
+pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
+    let stack = Stack::open(&config, clock)?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(Error::io(format!("listening on {}", config.server.listen)))?;
+    let addr = listener.local_addr().map_err(Error::io("reading the listening address"))?;
+    print_banner(&stack, addr);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let flusher = stack.spawn_flusher(shutdown_rx);
+    let router = app(stack.state.clone());
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(Error::io("serving HTTP"))?;
+    tracing::info!("shutting down: flushing the buffer");
+    let _ = shutdown_tx.send(true);
+    let _ = flusher.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn print_banner(stack: &Stack, addr: SocketAddr) {
+    let demo = ProjectId::parse(DEMO_PROJECT).expect("valid project name");
+    let keys = stack.keyring();
+    let write = keys.mint(KeyKind::Write, &demo);
+    let created = match stack.secret_source {
+        SecretSource::Generated => format!(" (new secret in {})", stack.data.join(secret::SECRET_FILE).display()),
+        SecretSource::DataDir => String::new(),
+        SecretSource::Config => " (secret from configuration)".into(),
+    };
+    println!(
+        "Contrail is listening on http://{addr}{created}\n\
+         \n  project     {DEMO_PROJECT}\n  write key   {write}\n  query key   {}\n  admin token {}\n\
+         \n  ingest      http://{addr}/v1/batch (Segment-compatible: /v1/track, /v1/page, … too)\
+         \n  raw batches {}\
+         \n  metrics     http://{addr}/metrics   health http://{addr}/healthz\n\
+         \nTry it:\n  curl -u '{write}:' http://{addr}/v1/track -H 'content-type: application/json' \\\n    -d '{{\"userId\":\"u1\",\"event\":\"Signed Up\",\"properties\":{{\"plan\":\"pro\"}}}}'\n",
+        keys.mint(KeyKind::Query, &demo),
+        keys.admin_token(),
+        stack.data.join(STORE_DIR).join("raw").display(),
+    );
+}
