@@ -1,0 +1,138 @@
+//! Shared test harness: a whole `serve` stack in a temporary directory, driven
+//! through the router with `oneshot` (no socket), cleaned up on drop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode};
+use contrail::app::app;
+use contrail::clock::{Clock, SystemClock};
+use contrail::config::Config;
+use contrail::serve::Stack;
+use contrail_edge::encode::{decode_events, decode_rejected};
+use contrail_edge::{Event, KeyKind, ProjectId, RejectedMessage};
+use futures::TryStreamExt;
+use http_body_util::BodyExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde_json::Value;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+/// The secret every test stack uses.
+pub const SECRET: &str = "golden-secret-0123456789abcdef";
+
+/// A `serve` stack on a temporary data directory.
+pub struct TestStack {
+    pub dir: TempDir,
+    pub stack: Stack,
+    pub router: Router,
+}
+
+impl TestStack {
+    /// A stack with the system clock and default settings.
+    pub fn new() -> Self {
+        Self::with(Arc::new(SystemClock), |_| {})
+    }
+
+    /// A stack with `clock`, after `configure` adjusts the configuration.
+    pub fn with(clock: Arc<dyn Clock>, configure: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.server.data = dir.path().to_path_buf();
+        config.keys.secrets = vec![SECRET.into()];
+        configure(&mut config);
+        let stack = Stack::open(&config, clock).expect("stack opens");
+        let router = app(stack.state.clone());
+        Self { dir, stack, router }
+    }
+
+    /// A key minted under [`SECRET`].
+    pub fn key(&self, kind: KeyKind, project: &str) -> String {
+        self.stack.keyring().mint(kind, &ProjectId::parse(project).unwrap())
+    }
+
+    /// The demo project's write key.
+    pub fn write_key(&self) -> String {
+        self.key(KeyKind::Write, "demo")
+    }
+
+    /// Sends a request; returns status, headers and the JSON body (Null if not JSON).
+    pub async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let response = self.router.clone().oneshot(request).await.expect("router is infallible");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    /// POSTs `body` to `path` with `headers`.
+    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> (StatusCode, Value) {
+        let mut builder = Request::post(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder.body(body.into()).unwrap();
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let (status, _, json) = self.send(request).await;
+        (status, json)
+    }
+
+    /// POSTs JSON with the demo write key in `X-Write-Key`.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let key = self.write_key();
+        self.post(path, &[("x-write-key", &key), ("content-type", "application/json")], body.to_string()).await
+    }
+
+    /// Flushes everything buffered to raw batches.
+    pub async fn flush(&self) {
+        self.stack.flusher.flush_due(true).await.expect("flush succeeds");
+    }
+
+    /// Every raw event file with its events, sorted by key.
+    pub async fn raw_files(&self) -> Vec<(String, Vec<Event>)> {
+        raw_files(self.stack.state.store.as_ref()).await
+    }
+
+    /// Every raw event, in key order.
+    pub async fn raw_events(&self) -> Vec<Event> {
+        self.raw_files().await.into_iter().flat_map(|(_, events)| events).collect()
+    }
+
+    /// Every quarantined message.
+    pub async fn quarantined(&self) -> Vec<RejectedMessage> {
+        let mut out = Vec::new();
+        for (_, bytes) in objects(self.stack.state.store.as_ref(), "rejected").await {
+            out.extend(decode_rejected(&bytes).expect("quarantine batch decodes"));
+        }
+        out
+    }
+}
+
+/// Every object under `prefix` with its bytes, sorted by key.
+pub async fn objects(store: &dyn ObjectStore, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let prefix = ObjectPath::from(prefix);
+    let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await.expect("list");
+    let mut out = Vec::new();
+    for meta in metas {
+        let bytes = store.get(&meta.location).await.expect("get").bytes().await.expect("read");
+        out.push((meta.location.to_string(), bytes.to_vec()));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Every raw event file of `store` with its decoded events, sorted by key.
+pub async fn raw_files(store: &dyn ObjectStore) -> Vec<(String, Vec<Event>)> {
+    objects(store, "raw")
+        .await
+        .into_iter()
+        .map(|(key, bytes)| {
+            let events = decode_events(&bytes).unwrap_or_else(|e| panic!("{key} does not decode: {e}"));
+            (key, events)
+        })
+        .collect()
+}

@@ -1,0 +1,4 @@
+//! Integration tests of `contrail serve`, compiled as one binary.
+
+mod golden;
+mod harness;
