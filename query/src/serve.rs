@@ -56,10 +56,16 @@ impl Stack {
     /// Opens the data directory (creating the secret on first start), the
     /// buffer and the store.
     pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Self> {
+        let store = local_store(&config.server.data)?;
+        Self::open_with_store(config, clock, store)
+    }
+
+    /// Like [`Stack::open`], flushing to `store` instead of `<data>/store`
+    /// (tests inject fault-injecting stores here).
+    pub fn open_with_store(config: &Config, clock: Arc<dyn Clock>, store: Arc<dyn ObjectStore>) -> Result<Self> {
         let data = config.server.data.clone();
         std::fs::create_dir_all(&data).map_err(Error::io(format!("creating {}", data.display())))?;
         let (keyring, secret_source) = secret::keyring(&config.keys, &data, true)?;
-        let store = local_store(&data)?;
         let wake = Arc::new(Notify::new());
         let buffer_path = data.join(BUFFER_FILE);
         let buffer = Buffer::start(&buffer_path, config.buffer.flush_events, wake)?;
