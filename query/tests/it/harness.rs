@@ -27,7 +27,8 @@ pub const SECRET: &str = "golden-secret-0123456789abcdef";
 
 /// A `serve` stack on a temporary data directory.
 pub struct TestStack {
-    pub dir: TempDir,
+    /// Keeps the data directory alive for the stack's lifetime.
+    pub _dir: TempDir,
     pub stack: Stack,
     pub router: Router,
 }
@@ -47,7 +48,7 @@ impl TestStack {
         configure(&mut config);
         let stack = Stack::open(&config, clock).expect("stack opens");
         let router = app(stack.state.clone());
-        Self { dir, stack, router }
+        Self { _dir: dir, stack, router }
     }
 
     /// A key minted under [`SECRET`].

@@ -3,3 +3,5 @@
 mod golden;
 mod harness;
 mod process;
+mod flush;
+mod http;

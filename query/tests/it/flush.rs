@@ -1,0 +1,174 @@
+//! The flusher under faults: ambiguous and failed puts, thresholds, restarts.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use contrail::clock::FixedClock;
+use contrail::config::Config;
+use contrail::serve::{Stack, local_store};
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult,
+};
+use serde_json::json;
+
+use crate::harness::{SECRET, TestStack, raw_files};
+
+/// How [`FaultyStore`] fails its next puts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Write the object, then report an error (a timeout after success).
+    AfterWrite,
+    /// Report an error without writing.
+    BeforeWrite,
+}
+
+/// Wraps a real store and fails the first `remaining` puts with `fault`.
+#[derive(Debug)]
+struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    fault: Fault,
+    remaining: AtomicUsize,
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+fn injected() -> object_store::Error {
+    object_store::Error::Generic { store: "faulty", source: "injected fault".into() }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        let fail = self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        match (fail, self.fault) {
+            (false, _) => self.inner.put_opts(location, payload, opts).await,
+            (true, Fault::BeforeWrite) => Err(injected()),
+            (true, Fault::AfterWrite) => {
+                self.inner.put_opts(location, payload, opts).await?;
+                Err(injected())
+            }
+        }
+    }
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.server.data = dir.to_path_buf();
+    config.keys.secrets = vec![SECRET.into()];
+    config
+}
+
+async fn faulty_stack(dir: &std::path::Path, fault: Fault, failures: usize) -> (TestStack, Arc<dyn ObjectStore>) {
+    let real = local_store(dir).unwrap();
+    let faulty = Arc::new(FaultyStore { inner: real.clone(), fault, remaining: AtomicUsize::new(failures) });
+    let clock = Arc::new(FixedClock(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()));
+    let stack = Stack::open_with_store(&config(dir), clock, faulty).unwrap();
+    let router = contrail::app::app(stack.state.clone());
+    (TestStack { _dir: tempfile::tempdir().unwrap(), stack, router }, real)
+}
+
+fn batch(prefix: &str, n: usize) -> serde_json::Value {
+    let messages: Vec<_> =
+        (0..n).map(|i| json!({"type": "track", "userId": "u", "event": "E", "messageId": format!("{prefix}{i}")})).collect();
+    json!({ "batch": messages })
+}
+
+#[tokio::test]
+async fn a_put_that_succeeded_but_reported_failure_is_recognised_on_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, real) = faulty_stack(dir.path(), Fault::AfterWrite, 1).await;
+    t.post_json("/v1/batch", &batch("e", 10)).await;
+    assert!(t.stack.flusher.flush_due(true).await.is_err(), "the ambiguous put is reported");
+    assert_eq!(raw_files(real.as_ref()).await.len(), 1, "the object was written");
+    t.stack.flusher.flush_due(true).await.expect("the retry recognises its own object");
+    let files = raw_files(real.as_ref()).await;
+    assert_eq!(files.len(), 1, "no second object for the same events");
+    assert_eq!(files[0].1.len(), 10);
+    assert_eq!(t.stack.state.buffer.pending_events(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_put_keeps_the_rows_buffered_until_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, real) = faulty_stack(dir.path(), Fault::BeforeWrite, 2).await;
+    t.post_json("/v1/batch", &batch("e", 5)).await;
+    assert!(t.stack.flusher.flush_due(true).await.is_err());
+    // New events arrive while the flush is failing: they must not be mixed
+    // into the planned flush, nor lost.
+    t.post_json("/v1/batch", &batch("f", 3)).await;
+    assert!(t.stack.flusher.flush_due(true).await.is_err());
+    assert!(raw_files(real.as_ref()).await.is_empty());
+    t.stack.flusher.flush_due(true).await.unwrap();
+    let files = raw_files(real.as_ref()).await;
+    let sizes: Vec<_> = files.iter().map(|(_, e)| e.len()).collect();
+    assert_eq!(sizes, [5, 3], "the planned flush keeps exactly its rows");
+}
+
+#[tokio::test]
+async fn a_planned_flush_is_finished_by_the_next_process_under_the_same_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = {
+        let (t, real) = faulty_stack(dir.path(), Fault::AfterWrite, 1).await;
+        t.post_json("/v1/batch", &batch("e", 7)).await;
+        assert!(t.stack.flusher.flush_due(true).await.is_err());
+        let files = raw_files(real.as_ref()).await;
+        files[0].0.clone()
+        // The stack is dropped here, as if the process died before finishing.
+    };
+    let (t, real) = faulty_stack(dir.path(), Fault::AfterWrite, 0).await;
+    assert_eq!(t.stack.state.buffer.pending_events(), 7, "the rows survived the restart");
+    t.stack.flusher.flush_due(false).await.unwrap();
+    let files = raw_files(real.as_ref()).await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, key);
+    assert_eq!(t.stack.state.buffer.pending_events(), 0);
+}
+
+#[tokio::test]
+async fn flushes_respect_the_event_threshold_and_wait_for_the_interval_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FixedClock(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()));
+    let mut config = config(dir.path());
+    config.buffer.flush_events = 10;
+    let stack = Stack::open(&config, clock).unwrap();
+    let router = contrail::app::app(stack.state.clone());
+    let t = TestStack { _dir: dir, stack, router };
+    t.post_json("/v1/batch", &batch("e", 25)).await;
+    // The clock is fixed, so nothing is due by age: only full groups flush.
+    assert_eq!(t.stack.flusher.flush_due(false).await.unwrap(), 2);
+    let sizes: Vec<_> = t.raw_files().await.iter().map(|(_, e)| e.len()).collect();
+    assert_eq!(sizes, [10, 10]);
+    assert_eq!(t.stack.state.buffer.pending_events(), 5);
+    t.flush().await;
+    assert_eq!(t.raw_events().await.len(), 25);
+    let ids: std::collections::HashSet<_> = t.raw_events().await.into_iter().map(|e| e.event_id).collect();
+    assert_eq!(ids.len(), 25);
+}
