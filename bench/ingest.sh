@@ -18,6 +18,6 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && b
 key=$(CONTRAIL_KEYS_SECRETS="$secret" "$bin/contrail" keys write --project bench)
 echo "machine: $(nproc) cores; server pid $pid; data $data (durable acks: SQLite WAL, synchronous=FULL)"
 "$bin/ingest-load" --url "http://127.0.0.1:$port" --key "$key" --server-pid "$pid" "$@"
-sleep 1
-raw=$(find "$data/store/raw" -name '*.arrow' | wc -l)
+sleep 2; echo "--- serve.log (tail)"; tail -5 "$data/serve.log"
+raw=$(find "$data/store/raw" -name "*.arrow" 2>/dev/null | wc -l)
 echo "  raw batches written  $raw ($(du -sh "$data/store/raw" | cut -f1))"

@@ -81,8 +81,9 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.concurrency).build_http::<Full<Bytes>>();
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let client =
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.concurrency).build_http::<Full<Bytes>>();
     let url = format!("{}/v1/batch", args.url.trim_end_matches('/'));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));

@@ -54,7 +54,8 @@ mod tests {
 
     #[test]
     fn keys_are_sorted_at_every_level_and_whitespace_dropped() {
-        let v: Value = serde_json::from_str(r#"{ "b": 1, "a": {"z": [1, {"y": null, "x": "é\n"}], "m": true} }"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{ "b": 1, "a": {"z": [1, {"y": null, "x": "é\n"}], "m": true} }"#).unwrap();
         let mut out = String::new();
         write_canonical(&v, &mut out);
         assert_eq!(out, r#"{"a":{"m":true,"z":[1,{"x":"é\n","y":null}]},"b":1}"#);

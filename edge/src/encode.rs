@@ -17,13 +17,11 @@ use arrow_schema::SchemaRef;
 
 use crate::error::EncodeError;
 use crate::event::{Event, MessageType, RejectedMessage};
-use crate::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, UTC, event_schema, rejected_schema};
+use crate::schema::{NULLABLE_TEXT_COLUMNS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, UTC, event_schema, rejected_schema};
 
 /// Builds the record batch of `events` in the event schema.
 pub fn events_to_batch(events: &[Event]) -> Result<RecordBatch, EncodeError> {
-    let text = |f: fn(&Event) -> Option<&str>| -> ArrayRef {
-        Arc::new(events.iter().map(f).collect::<StringArray>())
-    };
+    let text = |f: fn(&Event) -> Option<&str>| -> ArrayRef { Arc::new(events.iter().map(f).collect::<StringArray>()) };
     let dict = |f: fn(&Event) -> &str| -> ArrayRef {
         let mut builder = StringDictionaryBuilder::<Int32Type>::new();
         for event in events {
@@ -73,7 +71,9 @@ pub fn rejected_to_batch(rejected: &[RejectedMessage]) -> Result<RecordBatch, En
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(rejected.iter().map(|r| Some(r.project_id.as_str())).collect::<StringArray>()),
-        Arc::new(TimestampMillisecondArray::from_iter_values(rejected.iter().map(|r| r.received_at)).with_timezone(UTC)),
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(rejected.iter().map(|r| r.received_at)).with_timezone(UTC),
+        ),
         Arc::new(UInt32Array::from_iter_values(rejected.iter().map(|r| r.index))),
         Arc::new(code.finish()),
         Arc::new(rejected.iter().map(|r| Some(r.error.as_str())).collect::<StringArray>()),
@@ -124,17 +124,31 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, EncodeError> {
     let mut events = Vec::new();
     for batch in &batches {
         let col = Columns(batch);
-        let (event_id, project_id, distinct_id) = (col.text("event_id")?, col.text("project_id")?, col.text("distinct_id")?);
+        let (event_id, project_id, distinct_id) =
+            (col.text("event_id")?, col.text("project_id")?, col.text("distinct_id")?);
         let (kind, event) = (col.dict("type")?, col.dict("event")?);
         let (timestamp, received_at) = (col.time("timestamp")?, col.time("received_at")?);
         let (properties, context) = (col.text("properties")?, col.text("context")?);
-        let optional = [
-            "user_id", "anonymous_id", "session_id", "group_id", "previous_id", "traits", "url", "referrer", "user_agent",
-            "browser", "os", "device", "country", "region", "city", "colo", "ip_hash",
-        ]
-        .map(|name| col.text(name));
-        let [user_id, anonymous_id, session_id, group_id, previous_id, traits, url, referrer, user_agent, browser, os, device, country, region, city, colo, ip_hash] =
-            optional;
+        let optional = NULLABLE_TEXT_COLUMNS.map(|name| col.text(name));
+        let [
+            user_id,
+            anonymous_id,
+            session_id,
+            group_id,
+            previous_id,
+            traits,
+            url,
+            referrer,
+            user_agent,
+            browser,
+            os,
+            device,
+            country,
+            region,
+            city,
+            colo,
+            ip_hash,
+        ] = optional;
         let (user_id, anonymous_id, session_id, group_id, previous_id) =
             (user_id?, anonymous_id?, session_id?, group_id?, previous_id?);
         let (traits, url, referrer, user_agent, browser, os, device) =
@@ -240,9 +254,9 @@ mod tests {
         Event {
             event_id: format!("id-{i}"),
             project_id: "demo".into(),
-            kind: if i % 2 == 0 { MessageType::Track } else { MessageType::Page },
-            event: if i % 2 == 0 { "Signed Up".into() } else { "$page".into() },
-            user_id: (i % 3 == 0).then(|| format!("u{i}")),
+            kind: if i.is_multiple_of(2) { MessageType::Track } else { MessageType::Page },
+            event: if i.is_multiple_of(2) { "Signed Up".into() } else { "$page".into() },
+            user_id: i.is_multiple_of(3).then(|| format!("u{i}")),
             anonymous_id: Some(format!("a{i}")),
             distinct_id: format!("a{i}"),
             session_id: None,

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::body::decode_body;
 use crate::error::{IngestError, RejectCode};
 use crate::event::{Event, MessageType, RejectedMessage};
+use crate::ip_hash::DailySalt;
 use crate::keys::{KeyError, KeyKind, Keyring};
 use crate::limits::Limits;
 use crate::normalise::{Envelope, Geo, normalise};
@@ -202,7 +203,7 @@ impl Ingestor {
             context: parsed.context.as_ref(),
             client_ip: request.client_ip,
             geo: &geo,
-            ip_secret: &self.ip_secret,
+            ip_salt: DailySalt::new(&self.ip_secret, request.received_at),
             limits: &self.limits,
         };
         let mut events = Vec::with_capacity(parsed.messages.len());
@@ -312,7 +313,9 @@ fn parse_single(text: &str) -> Result<ParsedBody<'_>, IngestError> {
     check_nesting(text)?;
     let root: &RawValue = serde_json::from_str(text).map_err(json_error)?;
     let write_key = match serde_json::from_str::<Value>(root.get()) {
-        Ok(Value::Object(map)) => map.get("writeKey").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned),
+        Ok(Value::Object(map)) => {
+            map.get("writeKey").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+        }
         Ok(_) => return Err(IngestError::NotABatch("expected one message as a JSON object".into())),
         Err(e) => return Err(json_error(e)),
     };

@@ -13,16 +13,37 @@ use sha2::{Digest, Sha256};
 /// Hex characters kept: 64 bits is plenty to count distinct visitors per day.
 const HASH_HEX_CHARS: usize = 16;
 
-/// `hex(SHA-256(salt(day) ‖ project ‖ 0 ‖ ip))[..16]`, with
-/// `salt(day) = HMAC-SHA256(secret, "contrail-ip-salt:" ‖ YYYY-MM-DD)`.
+/// The salt of one UTC day: `HMAC-SHA256(secret, "contrail-ip-salt:" ‖ YYYY-MM-DD)`.
+/// Computed once per request, not per event.
+#[derive(Clone, Copy)]
+pub struct DailySalt([u8; 32]);
+
+impl DailySalt {
+    /// The salt of the UTC day of `at`.
+    pub fn new(secret: &[u8], at: DateTime<Utc>) -> Self {
+        let day = at.format("%Y-%m-%d").to_string();
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+        mac.update(b"contrail-ip-salt:");
+        mac.update(day.as_bytes());
+        Self(mac.finalize().into_bytes().into())
+    }
+}
+
+impl std::fmt::Debug for DailySalt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DailySalt(..)")
+    }
+}
+
+/// `hex(SHA-256(salt(day) ‖ project ‖ 0 ‖ ip))[..16]`.
 pub fn ip_hash(secret: &[u8], at: DateTime<Utc>, project: &str, ip: &str) -> String {
-    let day = at.format("%Y-%m-%d").to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
-    mac.update(b"contrail-ip-salt:");
-    mac.update(day.as_bytes());
-    let salt = mac.finalize().into_bytes();
+    ip_hash_salted(&DailySalt::new(secret, at), project, ip)
+}
+
+/// [`ip_hash`] with the day's salt already computed.
+pub fn ip_hash_salted(salt: &DailySalt, project: &str, ip: &str) -> String {
     let digest = Sha256::new()
-        .chain_update(salt)
+        .chain_update(salt.0)
         .chain_update(project.as_bytes())
         .chain_update([0u8])
         .chain_update(ip.trim().as_bytes())

@@ -84,10 +84,7 @@ pub struct Keyring {
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print secrets, even in debug logs.
-        f.debug_struct("Keyring")
-            .field("secrets", &self.secrets.len())
-            .field("denied", &self.denied.len())
-            .finish()
+        f.debug_struct("Keyring").field("secrets", &self.secrets.len()).field("denied", &self.denied.len()).finish()
     }
 }
 

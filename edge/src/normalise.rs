@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::canonical::write_canonical;
 use crate::event::{Event, MessageType};
-use crate::ip_hash::ip_hash;
+use crate::ip_hash::{DailySalt, ip_hash_salted};
 use crate::limits::Limits;
 use crate::project::ProjectId;
 use crate::useragent;
@@ -56,8 +56,8 @@ pub struct Envelope<'a> {
     pub client_ip: Option<&'a str>,
     /// Edge location data.
     pub geo: &'a Geo,
-    /// Secret the daily IP salt derives from.
-    pub ip_secret: &'a [u8],
+    /// The receive day's IP salt.
+    pub ip_salt: DailySalt,
     /// Limits (for the future clamp).
     pub limits: &'a Limits,
 }
@@ -86,7 +86,11 @@ pub fn normalise(message: Message, envelope: &Envelope<'_>) -> Event {
         Some(batch) => merged(batch, context),
         None => context,
     };
-    let event_id = message_id.unwrap_or_else(|| derived_id(&raw, &context));
+    let event_id = match (message_id, raw) {
+        (Some(id), _) => id,
+        (None, Some(raw)) => derived_id(&raw, &context),
+        (None, None) => unreachable!("validation keeps the raw message when there is no messageId"),
+    };
 
     let received = envelope.received_at.timestamp_millis();
     let mut ts = match (timestamp, sent_at.or(envelope.sent_at)) {
@@ -117,7 +121,7 @@ pub fn normalise(message: Message, envelope: &Envelope<'_>) -> Event {
         Some(Value::String(ip)) if !ip.is_empty() => Some(ip),
         _ => envelope.client_ip.map(str::to_owned),
     };
-    let ip_hash = ip.map(|ip| ip_hash(envelope.ip_secret, envelope.received_at, envelope.project.as_str(), &ip));
+    let ip_hash = ip.map(|ip| ip_hash_salted(&envelope.ip_salt, envelope.project.as_str(), &ip));
 
     let page = context.get("page").and_then(Value::as_object);
     let url = page.and_then(|p| string_at(p, "url")).or_else(|| string_at(&properties, "url"));
@@ -218,6 +222,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::ip_hash::ip_hash;
     use crate::validate::validate;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -234,7 +239,7 @@ mod tests {
             context: context.as_ref(),
             client_ip: ip,
             geo: &geo,
-            ip_secret: SECRET,
+            ip_salt: DailySalt::new(SECRET, Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()),
             limits: &limits,
         };
         let Value::Object(map) = message else { panic!() };
@@ -269,9 +274,15 @@ mod tests {
     fn timestamps_default_to_receipt_and_the_future_is_clamped() {
         let e = run(json!({"type":"track","event":"E","userId":"u"}), None, None, None);
         assert_eq!(e.timestamp, NOON);
-        let e = run(json!({"type":"track","event":"E","userId":"u","timestamp":"2026-11-24T12:00:00Z"}), None, None, None);
+        let e =
+            run(json!({"type":"track","event":"E","userId":"u","timestamp":"2026-11-24T12:00:00Z"}), None, None, None);
         assert_eq!(e.timestamp, NOON + 86_400_000, "exactly 24 h ahead is allowed");
-        let e = run(json!({"type":"track","event":"E","userId":"u","timestamp":"2026-11-24T12:00:00.001Z"}), None, None, None);
+        let e = run(
+            json!({"type":"track","event":"E","userId":"u","timestamp":"2026-11-24T12:00:00.001Z"}),
+            None,
+            None,
+            None,
+        );
         assert_eq!(e.timestamp, NOON);
         let context: Value = serde_json::from_str(&e.context).unwrap();
         assert_eq!(context["contrail"]["future_timestamp"], "2026-11-24T12:00:00.001+00:00");
@@ -294,7 +305,9 @@ mod tests {
         let e = run(
             json!({"type":"page","anonymousId":"a","context":{"ip":"198.51.100.1","page":{"url":"https://x.test/a"},"library":{"name":"own"}}}),
             None,
-            Some(json!({"library":{"name":"top","version":"1"},"locale":"fr-FR","page":{"referrer":"https://r.test/"}})),
+            Some(
+                json!({"library":{"name":"top","version":"1"},"locale":"fr-FR","page":{"referrer":"https://r.test/"}}),
+            ),
             Some("203.0.113.9"),
         );
         let context: Value = serde_json::from_str(&e.context).unwrap();
@@ -311,7 +324,8 @@ mod tests {
 
     #[test]
     fn identity_and_synthetic_event_names() {
-        let e = run(json!({"type":"identify","userId":"u","anonymousId":"a","traits":{"plan":"pro"}}), None, None, None);
+        let e =
+            run(json!({"type":"identify","userId":"u","anonymousId":"a","traits":{"plan":"pro"}}), None, None, None);
         assert_eq!((e.distinct_id.as_str(), e.event.as_str()), ("u", "$identify"));
         assert_eq!(e.traits.as_deref(), Some(r#"{"plan":"pro"}"#));
         let e = run(json!({"type":"page","anonymousId":"a","name":"Home","category":"Docs"}), None, None, None);
@@ -319,5 +333,59 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(&e.properties).unwrap(), json!({"name":"Home","category":"Docs"}));
         let e = run(json!({"type":"alias","userId":"u","previousId":"a"}), None, None, None);
         assert_eq!((e.previous_id.as_deref(), e.event.as_str()), (Some("a"), "$alias"));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+    use crate::validate::validate;
+
+    fn id_of(object: Map<String, Value>) -> String {
+        let project = ProjectId::parse("p").unwrap();
+        let limits = Limits::default();
+        let geo = Geo::default();
+        let envelope = Envelope {
+            project: &project,
+            received_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            sent_at: None,
+            context: None,
+            client_ip: None,
+            geo: &geo,
+            ip_salt: DailySalt::new(b"secret", Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
+            limits: &limits,
+        };
+        normalise(validate(object, None, &limits).unwrap(), &envelope).event_id
+    }
+
+    proptest! {
+        /// A retry may reorder keys and change `sentAt`: the derived id must not move.
+        #[test]
+        fn derived_ids_ignore_key_order_and_sent_at(
+            props in proptest::collection::btree_map("[a-z]{1,6}", any::<i32>(), 0..8),
+            seconds in 0u32..59,
+        ) {
+            let properties: Map<String, Value> = props.iter().map(|(k, v)| (k.clone(), Value::from(*v))).collect();
+            let reversed: Map<String, Value> = props.iter().rev().map(|(k, v)| (k.clone(), Value::from(*v))).collect();
+            let mut a = Map::new();
+            a.insert("type".into(), "track".into());
+            a.insert("event".into(), "E".into());
+            a.insert("userId".into(), "u".into());
+            a.insert("properties".into(), Value::Object(properties));
+            let mut b = Map::new();
+            b.insert("properties".into(), Value::Object(reversed));
+            b.insert("sentAt".into(), format!("2026-01-01T00:00:{seconds:02}Z").into());
+            b.insert("userId".into(), "u".into());
+            b.insert("event".into(), "E".into());
+            b.insert("type".into(), "track".into());
+            prop_assert_eq!(id_of(a.clone()), id_of(b));
+            let mut c = a.clone();
+            c.insert("event".into(), "F".into());
+            prop_assert_ne!(id_of(a), id_of(c));
+        }
     }
 }

@@ -28,8 +28,32 @@ fn with_version(fields: Vec<Field>) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
 
+/// The optional text columns of the event schema, in schema order.
+pub const NULLABLE_TEXT_COLUMNS: [&str; 17] = [
+    "user_id",
+    "anonymous_id",
+    "session_id",
+    "group_id",
+    "previous_id",
+    "traits",
+    "url",
+    "referrer",
+    "user_agent",
+    "browser",
+    "os",
+    "device",
+    "country",
+    "region",
+    "city",
+    "colo",
+    "ip_hash",
+];
+
 static EVENT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    let text = |name: &str, nullable: bool| {
+        debug_assert_eq!(nullable, NULLABLE_TEXT_COLUMNS.contains(&name), "{name}");
+        Field::new(name, DataType::Utf8, nullable)
+    };
     with_version(vec![
         text("event_id", false),
         text("project_id", false),

@@ -95,33 +95,52 @@ mod tests {
     fn common_clients_are_classified() {
         check(
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
-            "Chrome", "Windows", "desktop",
+            "Chrome",
+            "Windows",
+            "desktop",
         );
         check(
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91",
-            "Edge", "Windows", "desktop",
+            "Edge",
+            "Windows",
+            "desktop",
         );
         check(
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15",
-            "Safari", "macOS", "desktop",
+            "Safari",
+            "macOS",
+            "desktop",
         );
         check(
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1",
-            "Safari", "iOS", "mobile",
+            "Safari",
+            "iOS",
+            "mobile",
         );
         check(
             "Mozilla/5.0 (iPad; CPU OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/120.0.6099.119 Mobile/15E148 Safari/604.1",
-            "Chrome", "iOS", "tablet",
+            "Chrome",
+            "iOS",
+            "tablet",
         );
         check(
             "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 Mobile Safari/537.36",
-            "Chrome", "Android", "mobile",
+            "Chrome",
+            "Android",
+            "mobile",
         );
         check(
             "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/23.0 Chrome/115.0.0.0 Safari/537.36",
-            "Samsung Internet", "Android", "tablet",
+            "Samsung Internet",
+            "Android",
+            "tablet",
         );
-        check("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", "Firefox", "Linux", "desktop");
+        check(
+            "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+            "Firefox",
+            "Linux",
+            "desktop",
+        );
         check("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Other", "Other", "bot");
         check("curl/8.5.0", "Other", "Other", "bot");
         check("", "Other", "Other", "desktop");

@@ -38,13 +38,18 @@ pub struct Message {
     pub traits: Option<Map<String, Value>>,
     /// `context` (empty when absent), before merging the batch context.
     pub context: Map<String, Value>,
-    /// The whole message object, for the deterministic id.
-    pub raw: Map<String, Value>,
+    /// The whole message object as sent, kept only when there is no
+    /// `messageId` (the deterministic id is derived from it).
+    pub raw: Option<Map<String, Value>>,
 }
 
 /// Validates one message object. `path_type` is the type implied by a
 /// single-message endpoint (`/v1/track` …), `None` on `/v1/batch`.
-pub fn validate(object: Map<String, Value>, path_type: Option<MessageType>, limits: &Limits) -> Result<Message, Rejection> {
+pub fn validate(
+    mut object: Map<String, Value>,
+    path_type: Option<MessageType>,
+    limits: &Limits,
+) -> Result<Message, Rejection> {
     let kind = message_type(&object, path_type)?;
     let user_id = id_field(&object, "userId")?;
     let anonymous_id = id_field(&object, "anonymousId")?;
@@ -64,7 +69,10 @@ pub fn validate(object: Map<String, Value>, path_type: Option<MessageType>, limi
             return Err(Rejection::new(RejectCode::MissingField, "a track message needs a non-empty \"event\" name"));
         }
         MessageType::Alias if previous_id.is_none() || user_id.is_none() => {
-            return Err(Rejection::new(RejectCode::MissingField, "an alias message needs both \"previousId\" and \"userId\""));
+            return Err(Rejection::new(
+                RejectCode::MissingField,
+                "an alias message needs both \"previousId\" and \"userId\"",
+            ));
         }
         MessageType::Group if group_id.is_none() => {
             return Err(Rejection::new(RejectCode::MissingField, "a group message needs a \"groupId\""));
@@ -72,19 +80,29 @@ pub fn validate(object: Map<String, Value>, path_type: Option<MessageType>, limi
         _ => {}
     }
     let message_id = id_field(&object, "messageId")?;
-    if let Some(id) = &message_id {
-        if id.chars().count() > limits.max_message_id_chars {
-            return Err(Rejection::new(
-                RejectCode::MessageIdTooLong,
-                format!("messageId is longer than {} characters", limits.max_message_id_chars),
-            ));
-        }
+    if let Some(id) = &message_id
+        && id.chars().count() > limits.max_message_id_chars
+    {
+        return Err(Rejection::new(
+            RejectCode::MessageIdTooLong,
+            format!("messageId is longer than {} characters", limits.max_message_id_chars),
+        ));
     }
     let timestamp = time_field(&object, "timestamp")?;
     let sent_at = time_field(&object, "sentAt")?;
-    let properties = object_field(&object, "properties", limits)?.unwrap_or_default();
-    let traits = object_field(&object, "traits", limits)?;
-    let context = object_field(&object, "context", limits)?.unwrap_or_default();
+    for field in ["properties", "traits", "context"] {
+        check_object_field(&object, field, limits)?;
+    }
+    // Cloning the message costs an allocation per value; it is needed only to
+    // derive an id, and SDKs nearly always send a messageId.
+    let raw = message_id.is_none().then(|| object.clone());
+    let mut take = |field: &str| match object.remove(field) {
+        Some(Value::Object(map)) => Some(map),
+        _ => None,
+    };
+    let properties = take("properties").unwrap_or_default();
+    let traits = take("traits");
+    let context = take("context").unwrap_or_default();
     Ok(Message {
         kind,
         event,
@@ -100,7 +118,7 @@ pub fn validate(object: Map<String, Value>, path_type: Option<MessageType>, limi
         properties,
         traits,
         context,
-        raw: object,
+        raw,
     })
 }
 
@@ -159,7 +177,9 @@ fn time_field(object: &Map<String, Value>, field: &str) -> Result<Option<DateTim
         Some(Value::String(s)) => parse_time(s).map(Some).ok_or_else(|| {
             Rejection::new(
                 RejectCode::InvalidTimestamp,
-                format!("\"{field}\" is not an ISO-8601 date-time with a time zone (e.g. 2026-01-31T12:00:00.000Z): {s:?}"),
+                format!(
+                    "\"{field}\" is not an ISO-8601 date-time with a time zone (e.g. 2026-01-31T12:00:00.000Z): {s:?}"
+                ),
             )
         }),
         Some(_) => Err(Rejection::new(RejectCode::InvalidTimestamp, format!("\"{field}\" must be an ISO-8601 string"))),
@@ -175,9 +195,9 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn object_field(object: &Map<String, Value>, field: &str, limits: &Limits) -> Result<Option<Map<String, Value>>, Rejection> {
+fn check_object_field(object: &Map<String, Value>, field: &str, limits: &Limits) -> Result<(), Rejection> {
     let map = match object.get(field) {
-        None | Some(Value::Null) => return Ok(None),
+        None | Some(Value::Null) => return Ok(()),
         Some(Value::Object(map)) => map,
         Some(_) => return Err(Rejection::new(RejectCode::InvalidField, format!("\"{field}\" must be a JSON object"))),
     };
@@ -194,7 +214,7 @@ fn object_field(object: &Map<String, Value>, field: &str, limits: &Limits) -> Re
             format!("\"{field}\" nests {depth} levels deep; at most {} are allowed", limits.max_depth),
         ));
     }
-    Ok(Some(map.clone()))
+    Ok(())
 }
 
 /// Nesting depth where a flat object is 1 and a scalar 0.
@@ -239,13 +259,19 @@ mod tests {
         assert_eq!(check(json!({"type":"group","userId":"u"}), None), Err(RejectCode::MissingField));
         assert!(check(json!({"type":"group","userId":"u","groupId":"g"}), None).is_ok());
         assert_eq!(check(json!({"type":"alias","previousId":"a"}), None), Err(RejectCode::MissingIdentity));
-        assert_eq!(check(json!({"type":"alias","anonymousId":"x","previousId":"a"}), None), Err(RejectCode::MissingField));
+        assert_eq!(
+            check(json!({"type":"alias","anonymousId":"x","previousId":"a"}), None),
+            Err(RejectCode::MissingField)
+        );
         assert!(check(json!({"type":"alias","userId":"u","previousId":"a"}), None).is_ok());
     }
 
     #[test]
     fn type_comes_from_the_path_and_must_agree_with_the_body() {
-        assert_eq!(check(json!({"event":"E","userId":"u"}), Some(MessageType::Track)).unwrap().kind, MessageType::Track);
+        assert_eq!(
+            check(json!({"event":"E","userId":"u"}), Some(MessageType::Track)).unwrap().kind,
+            MessageType::Track
+        );
         assert_eq!(check(json!({"event":"E","userId":"u"}), None), Err(RejectCode::InvalidType));
         assert_eq!(check(json!({"type":"page","userId":"u"}), Some(MessageType::Track)), Err(RejectCode::InvalidType));
         assert_eq!(check(json!({"type":"click","userId":"u"}), None), Err(RejectCode::InvalidType));
@@ -282,7 +308,10 @@ mod tests {
         let at: Map<String, Value> = (0..1000).map(|i| (format!("p{i}"), json!(i))).collect();
         let past: Map<String, Value> = (0..1001).map(|i| (format!("p{i}"), json!(i))).collect();
         assert!(check(json!({"type":"page","userId":"u","properties":at}), None).is_ok());
-        assert_eq!(check(json!({"type":"page","userId":"u","properties":past}), None), Err(RejectCode::TooManyProperties));
+        assert_eq!(
+            check(json!({"type":"page","userId":"u","properties":past}), None),
+            Err(RejectCode::TooManyProperties)
+        );
         // `nested(16)` is an object 16 levels deep.
         assert!(check(json!({"type":"page","userId":"u","properties":nested(16)}), None).is_ok());
         assert_eq!(check(json!({"type":"page","userId":"u","properties":nested(17)}), None), Err(RejectCode::TooDeep));
@@ -296,7 +325,10 @@ mod tests {
         assert_eq!(ok.timestamp.unwrap().timestamp_millis(), 1_769_857_200_250);
         assert!(check(json!({"type":"page","userId":"u","timestamp":"2026-01-31 12:00:00Z"}), None).is_ok());
         for bad in [json!("yesterday"), json!("2026-01-31T12:00:00"), json!(1_769_857_200)] {
-            assert_eq!(check(json!({"type":"page","userId":"u","timestamp":bad}), None), Err(RejectCode::InvalidTimestamp));
+            assert_eq!(
+                check(json!({"type":"page","userId":"u","timestamp":bad}), None),
+                Err(RejectCode::InvalidTimestamp)
+            );
         }
     }
 }

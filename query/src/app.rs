@@ -115,8 +115,7 @@ async fn ingest_inner(state: &AppState, request: Request, origin: Option<&str>) 
     let endpoint = Endpoint::from_path(parts.uri.path()).ok_or_else(|| Error::NotFound(parts.uri.path().to_owned()))?;
     let limit = state.ingestor.limits().max_request_bytes;
     let bytes = axum::body::to_bytes(body, wire_limit(limit)).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || e.to_string().contains("length limit");
         if too_large {
             IngestError::PayloadTooLarge { limit }
@@ -191,10 +190,10 @@ async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap, reque
     let key = request.uri().query().and_then(|q| {
         q.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == "writeKey").map(|(_, v)| v.to_owned())
     });
-    if let Some(project) = key.and_then(|k| state.ingestor.keyring().verify(&k, KeyKind::Write).ok()) {
-        if let Err(e) = check_origin(state.projects.get(project.as_str()), origin) {
-            return Error::from(e).into_response();
-        }
+    if let Some(project) = key.and_then(|k| state.ingestor.keyring().verify(&k, KeyKind::Write).ok())
+        && let Err(e) = check_origin(state.projects.get(project.as_str()), origin)
+    {
+        return Error::from(e).into_response();
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     let h = response.headers_mut();

@@ -109,12 +109,32 @@ pub fn identity(conn: &Connection) -> Result<String> {
 
 /// One request's rows, serialised by the request task so the writer thread
 /// only does SQLite work.
-struct Job {
+struct StoreJob {
     project: String,
     now_ms: i64,
     events: Vec<(String, i64, Vec<u8>)>,
     rejected: Vec<(i64, Vec<u8>)>,
     reply: oneshot::Sender<Result<usize>>,
+}
+
+/// Any other write: the flusher's plan/finish steps and dedupe pruning run on
+/// the writer thread too. A second writing connection would contend for
+/// SQLite's single write lock with back-to-back group commits and lose
+/// (`SQLITE_BUSY`); one writer never waits.
+pub(crate) type Maintenance = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum Job {
+    Store(StoreJob),
+    Maintain(Maintenance),
+}
+
+impl Job {
+    fn rows(&self) -> usize {
+        match self {
+            Self::Store(j) => j.events.len() + j.rejected.len(),
+            Self::Maintain(_) => 0,
+        }
+    }
 }
 
 /// Handle to the writer thread. Cheap to clone.
@@ -123,17 +143,19 @@ pub struct Buffer {
     tx: mpsc::Sender<Job>,
     pending: Arc<AtomicU64>,
     wake_flusher: Arc<Notify>,
+    identity: Arc<str>,
 }
 
 impl Buffer {
     /// Starts the writer thread on `path`.
     pub fn start(path: &Path, flush_events: usize, wake_flusher: Arc<Notify>) -> Result<Self> {
         let mut conn = open_connection(path)?;
+        let identity: Arc<str> = identity(&conn)?.into();
         let pending: u64 =
             conn.query_row("SELECT count(*) FROM pending WHERE stream = 0", [], |r| r.get::<_, i64>(0))? as u64;
         let pending = Arc::new(AtomicU64::new(pending));
         let (tx, rx) = mpsc::channel::<Job>();
-        let buffer = Self { tx, pending: pending.clone(), wake_flusher: wake_flusher.clone() };
+        let buffer = Self { tx, pending: pending.clone(), wake_flusher: wake_flusher.clone(), identity };
         std::thread::Builder::new()
             .name("contrail-buffer-writer".into())
             .spawn(move || writer_loop(&mut conn, &rx, &pending, &wake_flusher, flush_events as u64))
@@ -152,7 +174,13 @@ impl Buffer {
     ) -> Result<usize> {
         let events = events
             .into_iter()
-            .map(|e| Ok((e.event_id.clone(), e.received_at, serde_json::to_vec(e).map_err(|e| Error::Commit(e.to_string()))?)))
+            .map(|e| {
+                Ok((
+                    e.event_id.clone(),
+                    e.received_at,
+                    serde_json::to_vec(e).map_err(|e| Error::Commit(e.to_string()))?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let rejected = rejected
             .iter()
@@ -160,8 +188,21 @@ impl Buffer {
             .collect::<Result<Vec<_>>>()?;
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Job { project: project.to_owned(), now_ms, events, rejected, reply })
+            .send(Job::Store(StoreJob { project: project.to_owned(), now_ms, events, rejected, reply }))
             .map_err(|_| Error::BufferClosed)?;
+        answer.await.map_err(|_| Error::BufferClosed)?
+    }
+
+    /// Runs `f` on the writer thread, in order with the group commits.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let job: Maintenance = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.tx.send(Job::Maintain(job)).map_err(|_| Error::BufferClosed)?;
         answer.await.map_err(|_| Error::BufferClosed)?
     }
 
@@ -169,6 +210,11 @@ impl Buffer {
     /// database writable (readiness).
     pub async fn ping(&self) -> Result<()> {
         self.store("", 0, [], &[]).await.map(|_| ())
+    }
+
+    /// The buffer's identity (seeds raw batch keys).
+    pub fn identity(&self) -> &str {
+        &self.identity
     }
 
     /// Events waiting to be flushed.
@@ -189,37 +235,63 @@ impl Buffer {
 
 fn writer_loop(conn: &mut Connection, rx: &mpsc::Receiver<Job>, pending: &AtomicU64, wake: &Notify, flush_events: u64) {
     while let Ok(first) = rx.recv() {
-        let mut size = first.events.len() + first.rejected.len();
+        let mut size = first.rows();
         let mut jobs = vec![first];
         while size < MAX_GROUP_EVENTS {
             match rx.try_recv() {
                 Ok(job) => {
-                    size += job.events.len() + job.rejected.len();
+                    size += job.rows();
                     jobs.push(job);
                 }
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
-        let _span = tracing::debug_span!("buffer_commit", requests = jobs.len(), rows = size).entered();
-        match commit(conn, &jobs) {
-            Ok(duplicates) => {
-                let accepted: u64 = jobs.iter().zip(&duplicates).map(|(j, d)| (j.events.len() - d) as u64).sum();
-                let now_pending = pending.fetch_add(accepted, Ordering::Relaxed) + accepted;
-                telemetry::report_commit(jobs.len(), started.elapsed(), now_pending);
-                if now_pending >= flush_events {
-                    wake.notify_one();
-                }
-                for (job, d) in jobs.into_iter().zip(duplicates) {
-                    let _ = job.reply.send(Ok(d));
-                }
+        let mut stores = Vec::with_capacity(jobs.len());
+        let mut maintenance = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Store(s) => stores.push(s),
+                Job::Maintain(m) => maintenance.push(m),
             }
-            Err(e) => {
-                tracing::error!(error = %e, "buffer commit failed; the group's requests get 503");
-                let message = e.to_string();
-                for job in jobs {
-                    let _ = job.reply.send(Err(Error::Commit(message.clone())));
-                }
+        }
+        if !stores.is_empty() {
+            group_commit(conn, stores, size, pending, wake, flush_events);
+        }
+        // Flush steps touch only rows already committed, so running them after
+        // the group is as correct as before it, and keeps acknowledgements first.
+        for job in maintenance {
+            job(conn);
+        }
+    }
+}
+
+fn group_commit(
+    conn: &mut Connection,
+    jobs: Vec<StoreJob>,
+    rows: usize,
+    pending: &AtomicU64,
+    wake: &Notify,
+    flush_events: u64,
+) {
+    let started = Instant::now();
+    let _span = tracing::debug_span!("buffer_commit", requests = jobs.len(), rows).entered();
+    match commit(conn, &jobs) {
+        Ok(duplicates) => {
+            let accepted: u64 = jobs.iter().zip(&duplicates).map(|(j, d)| (j.events.len() - d) as u64).sum();
+            let now_pending = pending.fetch_add(accepted, Ordering::Relaxed) + accepted;
+            telemetry::report_commit(jobs.len(), started.elapsed(), now_pending);
+            if now_pending >= flush_events {
+                wake.notify_one();
+            }
+            for (job, d) in jobs.into_iter().zip(duplicates) {
+                let _ = job.reply.send(Ok(d));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "buffer commit failed; the group's requests get 503");
+            let message = e.to_string();
+            for job in jobs {
+                let _ = job.reply.send(Err(Error::Commit(message.clone())));
             }
         }
     }
@@ -227,11 +299,12 @@ fn writer_loop(conn: &mut Connection, rx: &mpsc::Receiver<Job>, pending: &Atomic
 
 /// One transaction for the whole group: dedupe entries and pending rows
 /// commit or roll back together.
-fn commit(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<usize>> {
+fn commit(conn: &mut Connection, jobs: &[StoreJob]) -> rusqlite::Result<Vec<usize>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut duplicates = Vec::with_capacity(jobs.len());
     {
-        let mut seen = tx.prepare_cached("INSERT OR IGNORE INTO seen(project, event_id, seen_at) VALUES (?1, ?2, ?3)")?;
+        let mut seen =
+            tx.prepare_cached("INSERT OR IGNORE INTO seen(project, event_id, seen_at) VALUES (?1, ?2, ?3)")?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO pending(stream, project, received_at, bytes, row) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;

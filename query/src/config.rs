@@ -159,9 +159,8 @@ impl Config {
         for (name, raw) in env {
             let Some(rest) = name.strip_prefix("CONTRAIL_") else { continue };
             let rest = rest.to_ascii_lowercase();
-            let Some((section, key)) = SECTIONS
-                .iter()
-                .find_map(|s| rest.strip_prefix(s).and_then(|k| k.strip_prefix('_')).map(|k| (*s, k)))
+            let Some((section, key)) =
+                SECTIONS.iter().find_map(|s| rest.strip_prefix(s).and_then(|k| k.strip_prefix('_')).map(|k| (*s, k)))
             else {
                 continue;
             };

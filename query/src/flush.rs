@@ -46,7 +46,8 @@ pub struct FlushPlan {
     pub key: String,
 }
 
-/// Everything the flusher needs.
+/// Everything the flusher needs. Its own connection only reads (a WAL reader
+/// never blocks the writer); its writes go through the buffer's writer thread.
 pub struct Flusher {
     conn: Arc<Mutex<Connection>>,
     store: Arc<dyn ObjectStore>,
@@ -67,7 +68,7 @@ impl Flusher {
         config: BufferConfig,
         region: String,
     ) -> Result<Self> {
-        let identity = crate::buffer::identity(&conn)?;
+        let identity = buffer.identity().to_owned();
         Ok(Self { conn: Arc::new(Mutex::new(conn)), store, clock, buffer, config, region, identity })
     }
 
@@ -108,7 +109,7 @@ impl Flusher {
     #[tracing::instrument(skip_all, fields(flushes = tracing::field::Empty))]
     pub async fn flush_due(&self, all: bool) -> Result<usize> {
         let mut written = 0;
-        for plan in self.blocking(|conn| unfinished(conn)).await? {
+        for plan in self.blocking(unfinished).await? {
             self.execute(&plan).await?;
             written += 1;
         }
@@ -116,7 +117,7 @@ impl Flusher {
             let now = self.clock.now_ms();
             let config = self.config.clone();
             let (identity, region) = (self.identity.clone(), self.region.clone());
-            let plan = self.blocking(move |conn| plan_next(conn, &config, now, all, &identity, &region)).await?;
+            let plan = self.buffer.write(move |conn| plan_next(conn, &config, now, all, &identity, &region)).await?;
             let Some(plan) = plan else { break };
             self.execute(&plan).await?;
             written += 1;
@@ -138,7 +139,8 @@ impl Flusher {
                 (encode_events(&events)?, events.len())
             }
             Stream::Rejected => {
-                let rejected = rows.iter().map(|r| serde_json::from_slice::<RejectedMessage>(r)).collect::<Result<Vec<_>, _>>();
+                let rejected =
+                    rows.iter().map(|r| serde_json::from_slice::<RejectedMessage>(r)).collect::<Result<Vec<_>, _>>();
                 let rejected = rejected.map_err(|e| Error::Commit(format!("corrupt buffered message: {e}")))?;
                 (encode_rejected(&rejected)?, rejected.len())
             }
@@ -148,7 +150,7 @@ impl Flusher {
             self.put_create_only(plan, Bytes::from(bytes)).await?;
         }
         let p = plan.clone();
-        self.blocking(move |conn| finish(conn, &p)).await?;
+        self.buffer.write(move |conn| finish(conn, &p)).await?;
         if plan.stream == Stream::Events {
             self.buffer.flushed(count as u64);
         }
@@ -185,10 +187,13 @@ impl Flusher {
 
     async fn prune_seen(&self) -> Result<usize> {
         let cutoff = self.clock.now_ms() - (self.config.dedupe_hours as i64) * 3_600_000;
-        self.blocking(move |conn| Ok(conn.execute("DELETE FROM seen WHERE seen_at < ?1", [cutoff])?)).await
+        self.buffer.write(move |conn| Ok(conn.execute("DELETE FROM seen WHERE seen_at < ?1", [cutoff])?)).await
     }
 
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -200,7 +205,8 @@ impl Flusher {
 }
 
 fn unfinished(conn: &mut Connection) -> Result<Vec<FlushPlan>> {
-    let mut stmt = conn.prepare("SELECT flush_seq, stream, project, last_seq, key FROM flushes WHERE done = 0 ORDER BY flush_seq")?;
+    let mut stmt = conn
+        .prepare("SELECT flush_seq, stream, project, last_seq, key FROM flushes WHERE done = 0 ORDER BY flush_seq")?;
     let plans = stmt
         .query_map([], |r| {
             Ok(FlushPlan {
@@ -225,7 +231,7 @@ fn plan_next(
     identity: &str,
     region: &str,
 ) -> Result<Option<FlushPlan>> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let due_before = now_ms - config.flush_interval_ms as i64;
     let group: Option<(i64, String)> = tx
         .query_row(
@@ -269,7 +275,8 @@ fn plan_next(
 }
 
 fn load_rows(conn: &mut Connection, plan: &FlushPlan) -> Result<Vec<Vec<u8>>> {
-    let mut stmt = conn.prepare_cached("SELECT row FROM pending WHERE stream = ?1 AND project = ?2 AND seq <= ?3 ORDER BY seq")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT row FROM pending WHERE stream = ?1 AND project = ?2 AND seq <= ?3 ORDER BY seq")?;
     let rows = stmt
         .query_map(params![plan.stream.as_i64(), plan.project, plan.last_seq], |r| r.get::<_, Vec<u8>>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -280,7 +287,7 @@ fn load_rows(conn: &mut Connection, plan: &FlushPlan) -> Result<Vec<Vec<u8>>> {
 const DONE_FLUSHES_KEPT: i64 = 1_000;
 
 fn finish(conn: &mut Connection, plan: &FlushPlan) -> Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "DELETE FROM pending WHERE stream = ?1 AND project = ?2 AND seq <= ?3",
         params![plan.stream.as_i64(), plan.project, plan.last_seq],

@@ -45,7 +45,12 @@ pub fn prometheus() -> PrometheusHandle {
             let seconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BUFFER_GROUP_REQUESTS.into()), &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(BUFFER_GROUP_REQUESTS.into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
+                    )
+                })
                 .expect("bucket lists are non-empty")
                 .build_recorder();
             let handle = recorder.handle();

@@ -26,7 +26,10 @@ async fn duplicate_message_ids_across_requests_are_acknowledged_but_stored_once(
     t.flush().await;
     // After the first copy was flushed, a retry still dedupes (the window outlives flushes).
     let (status, second) = t.post_json("/v1/batch", &json!({"batch": [track("b"), track("c")]})).await;
-    assert_eq!((status, second["accepted"].as_u64(), second["duplicates"].as_u64()), (StatusCode::OK, Some(1), Some(1)));
+    assert_eq!(
+        (status, second["accepted"].as_u64(), second["duplicates"].as_u64()),
+        (StatusCode::OK, Some(1), Some(1))
+    );
     let (_, third) = t.post_json("/v1/track", &json!({"userId": "u", "event": "E", "messageId": "c"})).await;
     assert_eq!(third["duplicates"], 1);
     t.flush().await;
@@ -135,7 +138,8 @@ async fn cors_preflight_is_answered_and_allowed_origins_are_enforced() {
 
     let key = t.write_key();
     let body = json!({"batch": [track("x")]}).to_string();
-    let (status, refused) = t.post("/v1/batch", &[("x-write-key", &key), ("origin", "https://evil.test")], body.clone()).await;
+    let (status, refused) =
+        t.post("/v1/batch", &[("x-write-key", &key), ("origin", "https://evil.test")], body.clone()).await;
     assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("origin_not_allowed")));
     let request = Request::post("/v1/batch")
         .header("x-write-key", &key)
@@ -173,10 +177,9 @@ async fn health_readiness_and_metrics_report_what_happened() {
     let response = tower::ServiceExt::oneshot(t.router.clone(), Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .unwrap();
-    let text = String::from_utf8(
-        http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes().to_vec(),
-    )
-    .unwrap();
+    let text =
+        String::from_utf8(http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes().to_vec())
+            .unwrap();
     // The recorder is process-wide and tests run in parallel: check that the
     // series exist and are non-zero, not exact values.
     for series in [

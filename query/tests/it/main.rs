@@ -1,7 +1,9 @@
 //! Integration tests of `contrail serve`, compiled as one binary.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod flush;
 mod golden;
 mod harness;
-mod process;
-mod flush;
 mod http;
+mod process;

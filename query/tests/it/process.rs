@@ -27,7 +27,9 @@ fn client() -> HttpClient {
 }
 
 fn write_key(project: &str) -> String {
-    Keyring::new(vec![SECRET.as_bytes().to_vec()], []).unwrap().mint(KeyKind::Write, &ProjectId::parse(project).unwrap())
+    Keyring::new(vec![SECRET.as_bytes().to_vec()], [])
+        .unwrap()
+        .mint(KeyKind::Write, &ProjectId::parse(project).unwrap())
 }
 
 /// A `contrail serve` child process on a free port.
@@ -62,10 +64,10 @@ impl ServeProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let request = hyper::Request::get(self.url("/readyz")).body(Full::default()).unwrap();
-            if let Ok(response) = http.request(request).await {
-                if response.status() == 200 {
-                    return;
-                }
+            if let Ok(response) = http.request(request).await
+                && response.status() == 200
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -125,7 +127,8 @@ async fn kill_9_mid_stream_loses_no_acknowledged_event_and_duplicates_none() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for c in 0..6 {
-            let (url, key, stop, sent, acked) = (serve.url("/v1/batch"), key.clone(), stop.clone(), sent.clone(), acked.clone());
+            let (url, key, stop, sent, acked) =
+                (serve.url("/v1/batch"), key.clone(), stop.clone(), sent.clone(), acked.clone());
             clients.push(tokio::spawn(async move {
                 let http = client();
                 let mut b = 0;
@@ -185,7 +188,8 @@ async fn unmodified_segment_node_sdk_delivers_every_message_type() {
     let serve = ServeProcess::start(&data, &[]);
     serve.wait_ready().await;
     let key = write_key("demo");
-    let output = Command::new("node").arg(root.join("send-node.mjs")).arg(serve.url("")).arg(&key).output().expect("node runs");
+    let output =
+        Command::new("node").arg(root.join("send-node.mjs")).arg(serve.url("")).arg(&key).output().expect("node runs");
     assert!(
         output.status.success(),
         "SDK script failed: {}\n{}",
@@ -208,7 +212,10 @@ async fn unmodified_segment_node_sdk_delivers_every_message_type() {
     let track = &events["sdk-track-1"];
     assert_eq!((track.kind.as_str(), track.event.as_str()), ("track", "Order Completed"));
     assert_eq!((track.user_id.as_deref(), track.distinct_id.as_str()), (Some("sdk-user"), "sdk-user"));
-    assert_eq!(json(&track.properties), json!({"revenue": 42.5, "currency": "EUR", "items": [{"sku": "a-1", "qty": 2}]}));
+    assert_eq!(
+        json(&track.properties),
+        json!({"revenue": 42.5, "currency": "EUR", "items": [{"sku": "a-1", "qty": 2}]})
+    );
     assert_eq!(json(&track.context)["locale"], "de-DE");
     assert_eq!(track.ip_hash.as_ref().map(String::len), Some(16), "hash of context.ip");
     // The SDK sets sentAt; with one clock on both sides the skew correction is
@@ -223,7 +230,10 @@ async fn unmodified_segment_node_sdk_delivers_every_message_type() {
 
     let page = &events["sdk-page-1"];
     assert_eq!((page.kind.as_str(), page.event.as_str(), page.distinct_id.as_str()), ("page", "$page", "sdk-anon"));
-    assert_eq!(json(&page.properties), json!({"url": "https://shop.test/pricing", "name": "Pricing", "category": "Docs"}));
+    assert_eq!(
+        json(&page.properties),
+        json!({"url": "https://shop.test/pricing", "name": "Pricing", "category": "Docs"})
+    );
     assert_eq!(page.url.as_deref(), Some("https://shop.test/pricing"));
 
     let screen = &events["sdk-screen-1"];
@@ -235,5 +245,8 @@ async fn unmodified_segment_node_sdk_delivers_every_message_type() {
     assert_eq!(json(group.traits.as_deref().unwrap()), json!({"name": "Acme"}));
 
     let alias = &events["sdk-alias-1"];
-    assert_eq!((alias.kind.as_str(), alias.previous_id.as_deref(), alias.user_id.as_deref()), ("alias", Some("sdk-anon"), Some("sdk-user")));
+    assert_eq!(
+        (alias.kind.as_str(), alias.previous_id.as_deref(), alias.user_id.as_deref()),
+        ("alias", Some("sdk-anon"), Some("sdk-user"))
+    );
 }
