@@ -11,3 +11,5 @@ export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/contrail/pip}"
 # Tests and CI: terse, no colour codes in logs, backtraces on failure.
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+# Python packages for tests and benchmarks live in one venv outside the clone.
+export CONTRAIL_VENV="${CONTRAIL_VENV:-$HOME/.cache/contrail/venv}"

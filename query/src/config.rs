@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 4] = ["server", "keys", "ingest", "buffer"];
+const SECTIONS: [&str; 5] = ["server", "keys", "ingest", "buffer", "compact"];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -26,6 +26,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// `[buffer]`.
     pub buffer: BufferConfig,
+    /// `[compact]`.
+    pub compact: CompactConfig,
     /// `[projects.<name>]`: per-project settings.
     pub projects: BTreeMap<String, ProjectConfig>,
 }
@@ -120,6 +122,39 @@ pub struct BufferConfig {
 impl Default for BufferConfig {
     fn default() -> Self {
         Self { flush_events: 10_000, flush_bytes: 8 << 20, flush_interval_ms: 500, dedupe_hours: 48 }
+    }
+}
+
+/// `[compact]`: the compactor (raw batches → Delta tables).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactConfig {
+    /// Seconds between compaction runs inside `serve` (0 disables). Default 30.
+    pub every_secs: u64,
+    /// Seconds a consumed raw batch is kept after its commit. Default 600.
+    pub grace_secs: u64,
+    /// Raw megabytes read per run at most. Default 512.
+    pub max_run_mb: u64,
+    /// Object store URL for `contrail compact` (`file:///…` or `s3://bucket/prefix`).
+    /// Default: `<data>/store`.
+    pub store: Option<String>,
+}
+
+impl Default for CompactConfig {
+    fn default() -> Self {
+        Self { every_secs: 30, grace_secs: 600, max_run_mb: 512, store: None }
+    }
+}
+
+impl CompactConfig {
+    /// The compactor settings these values describe.
+    pub fn compactor(&self, progress: bool) -> contrail_warehouse::CompactorConfig {
+        contrail_warehouse::CompactorConfig {
+            grace: std::time::Duration::from_secs(self.grace_secs),
+            max_run_bytes: self.max_run_mb << 20,
+            progress,
+            ..Default::default()
+        }
     }
 }
 

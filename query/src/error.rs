@@ -31,6 +31,9 @@ pub enum Error {
     /// The object store failed.
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
+    /// Compaction failed.
+    #[error("compaction: {0}")]
+    Compact(#[from] contrail_warehouse::Error),
     /// Encoding or decoding a raw batch failed.
     #[error("raw batch: {0}")]
     Encode(#[from] contrail_edge::EncodeError),
@@ -65,6 +68,7 @@ impl Error {
             Self::Buffer(_) | Self::BufferClosed | Self::Commit(_) => "buffer_unavailable",
             Self::Store(_) => "store_unavailable",
             Self::Encode(_) => "encode_failed",
+            Self::Compact(_) => "compaction_failed",
             Self::Io { .. } => "io",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(..) => "method_not_allowed",
@@ -78,7 +82,7 @@ impl Error {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Buffer(_) | Self::BufferClosed | Self::Commit(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Config(_) | Self::Encode(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Config(_) | Self::Encode(_) | Self::Compact(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

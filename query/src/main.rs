@@ -37,6 +37,21 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Compact raw batches into Delta tables: one run, or a loop with --every.
+    Compact {
+        /// Data directory whose store/ to compact [default: ./contrail-data].
+        #[arg(long, conflicts_with = "store")]
+        data: Option<PathBuf>,
+        /// Object store URL instead: file:///path or s3://bucket/prefix (credentials from AWS_* variables).
+        #[arg(long)]
+        store: Option<String>,
+        /// Run repeatedly at this interval (e.g. 30s, 5m, 1h) instead of once.
+        #[arg(long, value_parser = parse_duration)]
+        every: Option<std::time::Duration>,
+        /// Configuration file (contrail.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print a key: a project's write or query key, or the admin token.
     Keys {
         /// Which key.
@@ -92,6 +107,15 @@ fn run(cli: Cli) -> Result<()> {
                 .map_err(contrail::Error::io("starting the async runtime"))?;
             runtime.block_on(serve::run(config, Arc::new(SystemClock)))
         }
+        Command::Compact { data, store, every, config } => {
+            let config = load(config, data)?;
+            telemetry::init_logging(config.server.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(contrail::Error::io("starting the async runtime"))?;
+            runtime.block_on(compact(config, store, every))
+        }
         Command::Keys { kind, project, data, config } => {
             let config = load(config, data)?;
             let (keyring, _) = secret::keyring(&config.keys, &config.server.data, false)?;
@@ -108,4 +132,52 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn compact(config: Config, store: Option<String>, every: Option<std::time::Duration>) -> Result<()> {
+    let location = match store.or(config.compact.store.clone()) {
+        Some(url) => contrail_warehouse::Location::parse(&url)?,
+        None => contrail_warehouse::Location::local(&config.server.data.join(serve::STORE_DIR))?,
+    };
+    let compactor = contrail_warehouse::Compactor::new(location, config.compact.compactor(true));
+    match every {
+        None => {
+            let report = compactor.run_until_caught_up().await?;
+            println!(
+                "compacted {} raw batches ({} bytes): {} events in, {} written, {} duplicates removed, {} files, {} raw batches deleted",
+                report.raw_files,
+                report.raw_bytes,
+                report.events_in,
+                report.events_out,
+                report.duplicates,
+                report.files_written,
+                report.raw_deleted
+            );
+            Ok(())
+        }
+        Some(every) => {
+            let (_tx, rx) = tokio::sync::watch::channel(false);
+            tokio::select! {
+                _ = serve::compact_loop(compactor, every, rx) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `30s`, `5m`, `1h`, or plain seconds.
+fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?}: expected e.g. 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
+    };
+    if secs == 0 {
+        return Err("the interval must be positive".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }

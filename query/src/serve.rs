@@ -109,9 +109,22 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
         .await
         .map_err(Error::io(format!("listening on {}", config.server.listen)))?;
     let addr = listener.local_addr().map_err(Error::io("reading the listening address"))?;
-    print_banner(&stack, addr);
+    print_banner(&stack, addr, config.compact.every_secs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let flusher = stack.spawn_flusher(shutdown_rx);
+    let flusher = stack.spawn_flusher(shutdown_rx.clone());
+    let compactor = (config.compact.every_secs > 0).then(|| {
+        let location = contrail_warehouse::Location::local(&stack.data.join(STORE_DIR));
+        let every = std::time::Duration::from_secs(config.compact.every_secs);
+        let settings = config.compact.compactor(false);
+        tokio::spawn(async move {
+            match location {
+                Ok(location) => {
+                    compact_loop(contrail_warehouse::Compactor::new(location, settings), every, shutdown_rx).await
+                }
+                Err(e) => tracing::error!(error = %e, "compactor not started"),
+            }
+        })
+    });
     let router = app(stack.state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
@@ -120,7 +133,37 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
     tracing::info!("shutting down: flushing the buffer");
     let _ = shutdown_tx.send(true);
     let _ = flusher.await;
+    if let Some(compactor) = compactor {
+        let _ = compactor.await;
+    }
     Ok(())
+}
+
+/// Runs the compactor every `every` until `shutdown` flips. Failures are
+/// logged and retried on the next tick: a run that fails leaves the previous
+/// table version valid and its raw batches in place.
+pub async fn compact_loop(
+    compactor: contrail_warehouse::Compactor,
+    every: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        match compactor.run_once().await {
+            Ok(report) if report.raw_files > 0 || report.raw_deleted > 0 => tracing::info!(
+                raw_files = report.raw_files,
+                events = report.events_out,
+                duplicates = report.duplicates,
+                raw_deleted = report.raw_deleted,
+                "compacted"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "compaction failed; retrying on the next tick"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -140,7 +183,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn print_banner(stack: &Stack, addr: SocketAddr) {
+fn print_banner(stack: &Stack, addr: SocketAddr, compact_every: u64) {
     let demo = ProjectId::parse(DEMO_PROJECT).expect("valid project name");
     let keys = stack.keyring();
     let write = keys.mint(KeyKind::Write, &demo);
@@ -153,11 +196,12 @@ fn print_banner(stack: &Stack, addr: SocketAddr) {
         "Contrail is listening on http://{addr}{created}\n\
          \n  project     {DEMO_PROJECT}\n  write key   {write}\n  query key   {}\n  admin token {}\n\
          \n  ingest      http://{addr}/v1/batch (Segment-compatible: /v1/track, /v1/page, … too)\
-         \n  raw batches {}\
+         \n  raw batches {} (compacted into tables/<project>/ every {} s)\
          \n  metrics     http://{addr}/metrics   health http://{addr}/healthz\n\
          \nTry it:\n  curl -u '{write}:' http://{addr}/v1/track -H 'content-type: application/json' \\\n    -d '{{\"userId\":\"u1\",\"event\":\"Signed Up\",\"properties\":{{\"plan\":\"pro\"}}}}'\n",
         keys.mint(KeyKind::Query, &demo),
         keys.admin_token(),
         stack.data.join(STORE_DIR).join("raw").display(),
+        compact_every,
     );
 }

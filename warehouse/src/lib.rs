@@ -1,8 +1,26 @@
-//! Contrail's warehouse: the compactor that merges raw Arrow batches into one
+//! Contrail's warehouse: the compactor that turns raw Arrow batches into one
 //! Delta Lake table per project.
 //!
-//! Not built yet: this crate exists so the workspace already has the shape the
-//! data flows through (`edge` ← `warehouse` ← `query`). The compactor arrives
-//! with the warehouse issue; until then `contrail serve` stops at raw batches.
+//! ```text
+//! raw/region=…/date=…/<uuidv7>.arrow ──▶ compact: read · dedupe (run + table) · sort
+//!        ▲ deleted after grace                ──▶ tables/<project>/date=YYYY-MM-DD/part-*.zstd.parquet
+//!        └──────────── commitInfo.contrail.consumed ◀── one atomic Delta commit per project
+//! ```
+//!
+//! Guarantee: an `event_id` appears at most once per project in the table and
+//! every event of a raw batch is committed exactly once, across crashes at any
+//! instant and concurrent compactors (see `compact.rs`). A commit is never
+//! partially visible: it is one create-only put of the next log version.
 
-pub use contrail_edge as contract;
+pub mod compact;
+pub mod dedupe;
+pub mod error;
+pub mod location;
+pub mod raw;
+pub mod table;
+pub mod telemetry;
+pub mod write;
+
+pub use compact::{Compactor, CompactorConfig, RunReport};
+pub use error::{Error, Result};
+pub use location::{Location, S3Options};

@@ -1,0 +1,401 @@
+//! One compaction run: raw batches not yet consumed → deduplicated, sorted
+//! Parquet → one atomic Delta commit per project → raw batches deleted after
+//! a grace period.
+//!
+//! Exactly once, whatever crashes or races:
+//! - Every commit lists the raw keys it consumed (`commitInfo.contrail.consumed`).
+//!   Before reading and again before each commit attempt, the compactor reads
+//!   the commits since the oldest waiting raw file and skips consumed keys.
+//! - Commits are create-only puts of the next log version with no automatic
+//!   retry: if another compactor won the version, or the outcome of our put is
+//!   unknown, the run re-plans from the new table state. Our own ambiguous
+//!   commit is then seen as consumed, another's as consumed by them.
+//! - Rows are deduplicated by `event_id` within the run and against the
+//!   table's partitions for the same dates and their neighbours (a retry whose
+//!   skew-corrected timestamp crosses midnight still dedupes).
+//! - Raw files are deleted only once the commit that consumed them is older
+//!   than the grace period; Parquet files of a failed attempt are unreferenced
+//!   and removed by vacuum.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch};
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use indicatif::{ProgressBar, ProgressStyle};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde_json::Value;
+
+use crate::dedupe::{existing_ids, first_occurrences};
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::raw::{self, RawFile};
+use crate::table::{self, CONSUMED_KEY, PARTITION_COLUMN};
+use crate::telemetry;
+use crate::write::{FileLayout, add_action, date_string, days_of, encode_parquet, sort_for_table, to_file_batch};
+
+/// How far a commit's timestamp may trail the flush time of a file it
+/// consumed because of clock skew between the edge and the compactor.
+const CLOCK_MARGIN_MS: i64 = 3_600_000;
+
+/// Compactor settings.
+#[derive(Debug, Clone)]
+pub struct CompactorConfig {
+    /// How long a consumed raw file is kept after its commit (readers that
+    /// listed it just before the commit can still read it). Default 10 min.
+    pub grace: Duration,
+    /// Raw bytes read per run at most; a backlog takes several runs. Default 512 MiB.
+    pub max_run_bytes: u64,
+    /// Commit attempts per project and run before giving up. Default 16.
+    pub max_attempts: usize,
+    /// Parquet layout.
+    pub layout: FileLayout,
+    /// Show a progress bar on a terminal.
+    pub progress: bool,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(600),
+            max_run_bytes: 512 << 20,
+            max_attempts: 16,
+            layout: FileLayout::default(),
+            progress: false,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Raw batches read.
+    pub raw_files: usize,
+    /// Raw bytes read.
+    pub raw_bytes: u64,
+    /// Events read.
+    pub events_in: usize,
+    /// Events committed.
+    pub events_out: usize,
+    /// Duplicates dropped.
+    pub duplicates: usize,
+    /// Parquet files written (and committed).
+    pub files_written: usize,
+    /// Parquet bytes committed.
+    pub parquet_bytes: usize,
+    /// Successful commits.
+    pub commits: usize,
+    /// Commit attempts re-planned.
+    pub retries: usize,
+    /// Raw batches deleted.
+    pub raw_deleted: usize,
+    /// Raw batches still waiting (over this run's byte budget).
+    pub raw_left: usize,
+}
+
+/// The compactor for one location.
+pub struct Compactor {
+    location: Location,
+    config: CompactorConfig,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl Compactor {
+    /// A compactor using the system clock.
+    pub fn new(location: Location, config: CompactorConfig) -> Self {
+        Self::with_clock(location, config, Arc::new(|| chrono::Utc::now().timestamp_millis()))
+    }
+
+    /// A compactor with an injected clock (ms since the epoch).
+    pub fn with_clock(location: Location, config: CompactorConfig, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
+        Self { location, config, clock }
+    }
+
+    /// The location compacted.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Runs until no raw batch is left unconsumed (several runs for a backlog).
+    pub async fn run_until_caught_up(&self) -> Result<RunReport> {
+        let mut total = RunReport::default();
+        loop {
+            let report = self.run_once().await?;
+            let left = report.raw_left;
+            add(&mut total, &report);
+            if left == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One run over the raw batches present now.
+    #[tracing::instrument(skip_all, fields(raw_files = tracing::field::Empty, events = tracing::field::Empty))]
+    pub async fn run_once(&self) -> Result<RunReport> {
+        let started = Instant::now();
+        let mut report = RunReport::default();
+        let result = self.run(&mut report).await;
+        telemetry::report_run(result.is_ok(), &report, started.elapsed());
+        let span = tracing::Span::current();
+        span.record("raw_files", report.raw_files);
+        span.record("events", report.events_out);
+        result.map(|()| report)
+    }
+
+    async fn run(&self, report: &mut RunReport) -> Result<()> {
+        let store = &self.location.store;
+        let all_raw = raw::list(store).await?;
+        let Some(oldest) = all_raw.first() else { return Ok(()) };
+        let since = oldest.flushed_at_ms - CLOCK_MARGIN_MS;
+        let consumed = self.consumed_everywhere(since).await?;
+
+        let mut budget = self.config.max_run_bytes;
+        let mut pending = Vec::new();
+        for file in all_raw.iter().filter(|f| !consumed.contains_key(&f.key)) {
+            if !pending.is_empty() && file.size > budget {
+                report.raw_left += 1;
+                continue;
+            }
+            budget = budget.saturating_sub(file.size);
+            pending.push(file.clone());
+        }
+
+        let progress = self.progress_bar(pending.len() as u64);
+        let mut by_project: BTreeMap<String, Vec<(RawFile, RecordBatch)>> = BTreeMap::new();
+        for file in pending {
+            let batches = raw::read(store, &file.key).await?;
+            progress.inc(1);
+            let Some(first) = batches.first() else { continue };
+            let batch = concat_batches(&first.schema(), &batches)?;
+            report.raw_files += 1;
+            report.raw_bytes += file.size;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let projects = batch.column_by_name("project_id").map(|c| c.as_string::<i32>().clone());
+            let Some(projects) = projects else { continue };
+            let project = projects.value(0).to_owned();
+            if projects.iter().any(|p| p != Some(project.as_str())) {
+                // Flushes are per project at the edge and in `serve`; a mixed
+                // file is a contract violation and is left for an operator.
+                tracing::error!(key = %file.key, "raw batch mixes projects; not compacted");
+                continue;
+            }
+            if contrail_edge::ProjectId::parse(&project).is_err() {
+                tracing::error!(key = %file.key, project, "raw batch has an invalid project id; not compacted");
+                continue;
+            }
+            by_project.entry(project).or_default().push((file, batch));
+        }
+        progress.finish_and_clear();
+
+        for (project, files) in by_project {
+            self.compact_project(&project, files, report).await?;
+        }
+        fail::fail_point!("compact::before_gc", |_| Err(Error::Injected("compact::before_gc")));
+        self.collect_garbage(&all_raw, &consumed, report).await
+    }
+
+    /// Raw keys consumed by any project's commits since `since`.
+    async fn consumed_everywhere(&self, since: i64) -> Result<HashMap<String, i64>> {
+        let mut consumed = HashMap::new();
+        for project in self.projects().await? {
+            if let Some(table) = table::open(&self.location, &project).await? {
+                consumed.extend(table::consumed_since(&table, since).await?);
+            }
+        }
+        Ok(consumed)
+    }
+
+    /// Projects that have a table.
+    async fn projects(&self) -> Result<Vec<String>> {
+        let listing = self.location.store.list_with_delimiter(Some(&Path::from("tables"))).await?;
+        Ok(listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(project, files = files.len()))]
+    async fn compact_project(
+        &self,
+        project: &str,
+        files: Vec<(RawFile, RecordBatch)>,
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let since = files.iter().map(|(f, _)| f.flushed_at_ms).min().unwrap_or(0) - CLOCK_MARGIN_MS;
+        let mut last_error = None;
+        for attempt in 1..=self.config.max_attempts {
+            if attempt > 1 {
+                report.retries += 1;
+            }
+            let table = table::open_or_create(&self.location, project).await?;
+            let consumed = table::consumed_since(&table, since).await?;
+            let waiting: Vec<&(RawFile, RecordBatch)> =
+                files.iter().filter(|(f, _)| !consumed.contains_key(&f.key)).collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            match self.attempt(project, &table, &waiting, report).await {
+                Ok(()) => return Ok(()),
+                Err(Error::Injected(at)) => return Err(Error::Injected(at)),
+                Err(e) => {
+                    tracing::warn!(project, attempt, error = %e, "commit not made; re-planning from the latest version");
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Contended(self.config.max_attempts, project.to_owned())))
+    }
+
+    async fn attempt(
+        &self,
+        project: &str,
+        table: &deltalake::DeltaTable,
+        files: &[&(RawFile, RecordBatch)],
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let batches: Vec<RecordBatch> = files.iter().map(|(_, b)| b.clone()).collect();
+        let raw = concat_batches(&batches[0].schema(), &batches)?;
+        let events_in = raw.num_rows();
+
+        // Within the run: the first copy (oldest flush) of each id.
+        let ids = raw.column_by_name("event_id").expect("raw schema").as_string::<i32>().clone();
+        let first = first_occurrences(&ids);
+        let days = days_of(raw.column_by_name("timestamp").expect("raw schema"));
+
+        // Against the table: the same dates and their neighbours.
+        let mut probe_days = BTreeSet::new();
+        for day in &days {
+            probe_days.extend([day - 1, *day, day + 1]);
+        }
+        let candidates: HashSet<&str> =
+            ids.iter().zip(first.iter()).filter_map(|(id, keep)| if keep == Some(true) { id } else { None }).collect();
+        let table_prefix = format!("tables/{project}/");
+        let files_to_probe = table::files_in(table, &probe_days)?;
+        let existing = existing_ids(&self.location.store, &table_prefix, &files_to_probe, &candidates).await?;
+        let keep: BooleanArray = ids
+            .iter()
+            .zip(first.iter())
+            .map(|(id, first)| Some(first == Some(true) && id.is_some_and(|id| !existing.contains(id))))
+            .collect();
+        let kept = filter_record_batch(&raw, &keep)?;
+        let kept_days: Vec<i32> =
+            days.iter().zip(keep.iter()).filter(|(_, k)| *k == Some(true)).map(|(d, _)| *d).collect();
+
+        // One sorted file (or several, for a large partition) per date.
+        let mut actions = Vec::new();
+        let mut files_written = 0;
+        let mut parquet_bytes = 0;
+        let file_batch = to_file_batch(&kept)?;
+        let mut by_day: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+        for (row, day) in kept_days.iter().enumerate() {
+            by_day.entry(*day).or_default().push(row as u32);
+        }
+        let now = (self.clock)();
+        for (day, rows) in by_day {
+            let indices = arrow::array::UInt32Array::from(rows);
+            let partition = sort_for_table(&arrow::compute::take_record_batch(&file_batch, &indices)?)?;
+            let mut offset = 0;
+            while offset < partition.num_rows() {
+                let len = self.config.layout.rows_per_file.min(partition.num_rows() - offset);
+                let part = partition.slice(offset, len);
+                offset += len;
+                let bytes = encode_parquet(&part, &self.config.layout)?;
+                let relative =
+                    format!("{PARTITION_COLUMN}={}/part-{}.zstd.parquet", date_string(day), uuid::Uuid::new_v4());
+                let size = bytes.len();
+                self.location
+                    .store
+                    .put(&Path::from(format!("{table_prefix}{relative}")), PutPayload::from(bytes))
+                    .await?;
+                actions.push(Action::Add(add_action(relative, day, size, &part, now)));
+                files_written += 1;
+                parquet_bytes += size;
+            }
+        }
+        fail::fail_point!("compact::after_parquet_write", |_| Err(Error::Injected("compact::after_parquet_write")));
+
+        let consumed: Vec<Value> = files.iter().map(|(f, _)| Value::String(f.key.clone())).collect();
+        let metadata = HashMap::from([
+            (CONSUMED_KEY.to_owned(), Value::Array(consumed)),
+            ("contrail.events".to_owned(), Value::from(kept.num_rows())),
+        ]);
+        fail::fail_point!("compact::before_commit", |_| Err(Error::Injected("compact::before_commit")));
+        let snapshot = table.snapshot()?;
+        CommitBuilder::default()
+            .with_actions(actions)
+            .with_app_metadata(metadata)
+            // No retry inside Delta: its conflict checker would let two blind
+            // appends of the same raw files both succeed. Losing a version means
+            // re-planning, which sees the winner's consumed keys.
+            .with_max_retries(0)
+            .build(
+                Some(snapshot),
+                table.log_store(),
+                DeltaOperation::Write {
+                    mode: SaveMode::Append,
+                    partition_by: Some(vec![PARTITION_COLUMN.into()]),
+                    predicate: None,
+                },
+            )
+            .await?;
+        fail::fail_point!("compact::after_commit", |_| Err(Error::Injected("compact::after_commit")));
+
+        report.events_in += events_in;
+        report.events_out += kept.num_rows();
+        report.duplicates += events_in - kept.num_rows();
+        report.files_written += files_written;
+        report.parquet_bytes += parquet_bytes;
+        report.commits += 1;
+        Ok(())
+    }
+
+    /// Deletes raw batches whose consuming commit is older than the grace period.
+    async fn collect_garbage(
+        &self,
+        raw: &[RawFile],
+        consumed: &HashMap<String, i64>,
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let cutoff = (self.clock)() - self.config.grace.as_millis() as i64;
+        for file in raw {
+            if consumed.get(&file.key).is_some_and(|committed| *committed < cutoff) {
+                match self.location.store.delete(&Path::from(file.key.as_str())).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => report.raw_deleted += 1,
+                    Err(e) => return Err(e.into()),
+                }
+                fail::fail_point!("compact::during_gc", |_| Err(Error::Injected("compact::during_gc")));
+            }
+        }
+        Ok(())
+    }
+
+    fn progress_bar(&self, len: u64) -> ProgressBar {
+        if !self.config.progress || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} compacting {pos}/{len} raw batches [{bar:30}] {eta}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    }
+}
+
+fn add(total: &mut RunReport, r: &RunReport) {
+    total.raw_files += r.raw_files;
+    total.raw_bytes += r.raw_bytes;
+    total.events_in += r.events_in;
+    total.events_out += r.events_out;
+    total.duplicates += r.duplicates;
+    total.files_written += r.files_written;
+    total.parquet_bytes += r.parquet_bytes;
+    total.commits += r.commits;
+    total.retries += r.retries;
+    total.raw_deleted += r.raw_deleted;
+    total.raw_left = r.raw_left;
+}

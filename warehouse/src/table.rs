@@ -1,0 +1,170 @@
+//! A project's Delta table: schema, opening or creating it, and reading what
+//! its commits consumed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::kernel::{DataType as DeltaType, StructField};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::location::Location;
+
+/// The partition column: the UTC date of `timestamp`.
+pub const PARTITION_COLUMN: &str = "date";
+/// commitInfo key listing the raw batch keys a commit consumed.
+pub const CONSUMED_KEY: &str = "contrail.consumed";
+/// Table property carrying the event schema version.
+pub const SCHEMA_VERSION_PROPERTY: &str = "contrail.schemaVersion";
+
+/// Arrow schema of the table's Parquet files: the raw event schema with
+/// dictionaries decoded (Delta has no dictionary type) and timestamps in
+/// microseconds (Delta's timestamp unit), without the partition column.
+pub fn file_schema() -> SchemaRef {
+    let raw = contrail_edge::schema::event_schema();
+    let fields: Vec<Field> = raw
+        .fields()
+        .iter()
+        .map(|f| {
+            let data_type = match f.data_type() {
+                DataType::Dictionary(_, value) => value.as_ref().clone(),
+                DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+                other => other.clone(),
+            };
+            Field::new(f.name(), data_type, f.is_nullable())
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, raw.metadata().clone()))
+}
+
+/// The Delta schema: the file columns plus `date`.
+fn delta_columns() -> Vec<StructField> {
+    let mut columns: Vec<StructField> = file_schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let data_type = match f.data_type() {
+                DataType::Timestamp(..) => DeltaType::TIMESTAMP,
+                _ => DeltaType::STRING,
+            };
+            StructField::new(f.name(), data_type, f.is_nullable())
+        })
+        .collect();
+    columns.push(StructField::new(PARTITION_COLUMN, DeltaType::DATE, false));
+    columns
+}
+
+fn builder(location: &Location, project: &str) -> Result<DeltaTableBuilder> {
+    let url = location.table_url(project);
+    if let Ok(dir) = url.to_file_path() {
+        // Delta's local log store wants the table directory to exist, even to
+        // find that there is no table in it yet.
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| crate::error::Error::Location(format!("creating {}: {e}", dir.display())))?;
+    }
+    Ok(DeltaTableBuilder::from_url(url.clone())?.with_storage_backend(location.root_store.clone(), url))
+}
+
+/// Opens the project's table, or `None` if it does not exist yet.
+pub async fn open(location: &Location, project: &str) -> Result<Option<DeltaTable>> {
+    let mut table = builder(location, project)?.build()?;
+    match table.load().await {
+        Ok(()) => Ok(Some(table)),
+        Err(DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens the project's table, creating it on first use. Two compactors may
+/// race to create it: creation is a create-only put of version 0, so one wins
+/// and the other loads the winner's table.
+pub async fn open_or_create(location: &Location, project: &str) -> Result<DeltaTable> {
+    if let Some(table) = open(location, project).await? {
+        return Ok(table);
+    }
+    let table = builder(location, project)?.build()?;
+    let created = table
+        .create()
+        .with_table_name(project)
+        .with_comment("Contrail events (one row per event, exactly once)")
+        .with_columns(delta_columns())
+        .with_partition_columns([PARTITION_COLUMN])
+        .with_configuration([(SCHEMA_VERSION_PROPERTY, Some(contrail_edge::schema::SCHEMA_VERSION))])
+        .with_raise_if_key_not_exists(false)
+        .with_save_mode(SaveMode::Ignore)
+        .await;
+    match created {
+        Ok(table) => Ok(table),
+        Err(e) => match open(location, project).await? {
+            Some(table) => Ok(table),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// Raw keys consumed by commits made at or after `since_ms`, with each
+/// commit's time. Reads commit files newest first and stops at the first
+/// commit older than `since_ms`: a raw file cannot be consumed before it was
+/// flushed, so older commits cannot list any file still waiting.
+pub async fn consumed_since(table: &DeltaTable, since_ms: i64) -> Result<HashMap<String, i64>> {
+    let mut consumed = HashMap::new();
+    let Some(latest) = table.version() else { return Ok(consumed) };
+    let log_store = table.log_store();
+    let mut version = latest;
+    loop {
+        let Some(bytes) = log_store.read_commit_entry(version).await? else { break };
+        let mut timestamp = None;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(action) = serde_json::from_slice::<Value>(line) else { continue };
+            let Some(info) = action.get("commitInfo") else { continue };
+            timestamp = info.get("timestamp").and_then(Value::as_i64);
+            if let Some(keys) = info.get(CONSUMED_KEY).and_then(Value::as_array) {
+                for key in keys.iter().filter_map(Value::as_str) {
+                    consumed.insert(key.to_owned(), timestamp.unwrap_or(i64::MAX));
+                }
+            }
+        }
+        if timestamp.is_some_and(|t| t < since_ms) || version == 0 {
+            break;
+        }
+        version -= 1;
+    }
+    Ok(consumed)
+}
+
+/// A data file of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFile {
+    /// Path relative to the table root.
+    pub path: String,
+    /// Partition date (days since the Unix epoch).
+    pub date: i32,
+    /// Size in bytes.
+    pub size: i64,
+}
+
+/// The table's current files in the given partitions.
+pub fn files_in(table: &DeltaTable, dates: &BTreeSet<i32>) -> Result<Vec<TableFile>> {
+    let actions = table.snapshot()?.add_actions_table(true)?;
+    let paths = actions.column_by_name("path").map(|c| c.as_string::<i32>().clone());
+    let sizes =
+        actions.column_by_name("size_bytes").and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>().cloned());
+    let partition = actions.column_by_name(&format!("partition.{PARTITION_COLUMN}"));
+    let (Some(paths), Some(sizes), Some(partition)) = (paths, sizes, partition) else { return Ok(Vec::new()) };
+    let dates_col = partition.as_primitive_opt::<arrow::datatypes::Date32Type>();
+    let mut out = Vec::new();
+    for i in 0..actions.num_rows() {
+        let date = match dates_col {
+            Some(d) if d.is_valid(i) => d.value(i),
+            _ => continue,
+        };
+        if dates.contains(&date) {
+            out.push(TableFile { path: paths.value(i).to_owned(), date, size: sizes.value(i) });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,219 @@
+//! Test harness: each test gets its own location, a temporary directory or a
+//! fresh bucket on a real S3-compatible server (moto, from the project's venv).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use contrail_edge::{Event, MessageType};
+use contrail_warehouse::location::{Location, S3Options};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+// `ParquetObjectReader` is deprecated in parquet 59 in favour of a hand-written
+// `AsyncFileReader`; it still reads correctly, and replacing it is tracked in
+// the warehouse notes.
+#[allow(deprecated)]
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use tempfile::TempDir;
+use url::Url;
+
+/// Which storage a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Local, Backend::S3];
+
+/// A test's location, removed (directory) or abandoned (bucket) on drop.
+pub struct TestLocation {
+    pub location: Location,
+    pub backend: Backend,
+    _dir: Option<TempDir>,
+    pub bucket: Option<String>,
+}
+
+struct Moto {
+    endpoint: String,
+    _child: Option<Child>,
+}
+
+fn venv() -> PathBuf {
+    std::env::var_os("CONTRAIL_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/contrail/venv"))
+}
+
+/// The S3 server: `CONTRAIL_TEST_S3_ENDPOINT` if set, else a moto server this
+/// process starts once. `timeout` bounds its life so it never outlives CI.
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("CONTRAIL_TEST_S3_ENDPOINT") {
+            return Moto { endpoint, _child: None };
+        }
+        let server = venv().join("bin/moto_server");
+        assert!(server.exists(), "{} is missing: run scripts/setup-test-deps (it installs moto)", server.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("timeout")
+            .args(["1800"])
+            .arg(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: Some(child) }
+    })
+}
+
+pub fn s3_options() -> S3Options {
+    S3Options {
+        endpoint: Some(moto().endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+        allow_http: true,
+    }
+}
+
+/// Creates a bucket with a plain (unsigned) HTTP PUT, which moto accepts.
+fn create_bucket(name: &str) {
+    let endpoint = Url::parse(&moto().endpoint).unwrap();
+    let mut stream = TcpStream::connect((endpoint.host_str().unwrap(), endpoint.port().unwrap())).unwrap();
+    write!(
+        stream,
+        "PUT /{name} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        endpoint.authority()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "bucket creation failed: {response}");
+}
+
+impl TestLocation {
+    pub fn new(backend: Backend) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        match backend {
+            Backend::Local => {
+                let dir = tempfile::tempdir().unwrap();
+                let location = Location::local(dir.path()).unwrap();
+                Self { location, backend, _dir: Some(dir), bucket: None }
+            }
+            Backend::S3 => {
+                let bucket = format!("t{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+                create_bucket(&bucket);
+                let url = Url::parse(&format!("s3://{bucket}/warehouse")).unwrap();
+                let location = Location::s3(&url, &s3_options()).unwrap();
+                Self { location, backend, _dir: None, bucket: Some(bucket) }
+            }
+        }
+    }
+
+    /// Writes events as one raw batch under `raw/` (flush sequence `seq`, flushed at `at_ms`).
+    pub async fn put_raw(&self, events: &[Event], at_ms: i64, seq: u64) -> String {
+        let key = contrail_edge::raw_key::batch_key("raw", "test", at_ms, "buf:test", seq);
+        let bytes = contrail_edge::encode::encode_events(events).unwrap();
+        self.location.store.put(&Path::from(key.as_str()), bytes.into()).await.unwrap();
+        key
+    }
+
+    pub async fn raw_keys(&self) -> Vec<String> {
+        let metas: Vec<_> = self.location.store.list(Some(&Path::from("raw"))).try_collect().await.unwrap();
+        metas.into_iter().map(|m| m.location.to_string()).collect()
+    }
+
+    /// The table's rows (read from the files of its latest snapshot), with
+    /// each row's partition date.
+    pub async fn table_rows(&self, project: &str) -> Vec<(RecordBatch, String)> {
+        let Some(table) = contrail_warehouse::table::open(&self.location, project).await.unwrap() else {
+            return vec![];
+        };
+        let actions = table.snapshot().unwrap().add_actions_table(true).unwrap();
+        let paths = actions.column_by_name("path").unwrap().as_string::<i32>();
+        let mut out = Vec::new();
+        for i in 0..actions.num_rows() {
+            let path = Path::from(format!("tables/{project}/{}", paths.value(i)));
+            let date = paths.value(i).split('/').next().unwrap().trim_start_matches("date=").to_owned();
+            #[allow(deprecated)]
+            let reader = ParquetObjectReader::new(self.location.store.clone(), path);
+            let stream = ParquetRecordBatchStreamBuilder::new(reader).await.unwrap().build().unwrap();
+            let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+            for batch in batches {
+                out.push((batch, date.clone()));
+            }
+        }
+        out
+    }
+
+    /// Every event id in the table with its count.
+    pub async fn id_counts(&self, project: &str) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for (batch, _) in self.table_rows(project).await {
+            for id in batch.column_by_name("event_id").unwrap().as_string::<i32>().iter().flatten() {
+                *counts.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+        counts
+    }
+}
+
+pub const DAY_MS: i64 = 86_400_000;
+/// 2026-11-23T00:00:00Z.
+pub const DAY0: i64 = 1_795_392_000_000;
+
+/// A track event with `id` at `timestamp`.
+pub fn event(project: &str, id: &str, timestamp: i64) -> Event {
+    Event {
+        event_id: id.into(),
+        project_id: project.into(),
+        kind: MessageType::Track,
+        event: "Clicked".into(),
+        user_id: Some(format!("user-{}", id.len() % 7)),
+        anonymous_id: None,
+        distinct_id: format!("user-{}", id.len() % 7),
+        session_id: None,
+        group_id: None,
+        previous_id: None,
+        timestamp,
+        received_at: timestamp + 1000,
+        properties: format!(r#"{{"id":"{id}"}}"#),
+        traits: None,
+        context: "{}".into(),
+        url: Some("https://shop.test/".into()),
+        referrer: None,
+        user_agent: None,
+        browser: None,
+        os: None,
+        device: None,
+        country: None,
+        region: None,
+        city: None,
+        colo: None,
+        ip_hash: None,
+    }
+}
+
+pub fn events(project: &str, ids: impl IntoIterator<Item = String>, timestamp: i64) -> Vec<Event> {
+    ids.into_iter().map(|id| event(project, &id, timestamp)).collect()
+}
+
+pub fn compactor(t: &TestLocation) -> contrail_warehouse::Compactor {
+    contrail_warehouse::Compactor::new(t.location.clone(), contrail_warehouse::CompactorConfig::default())
+}
+
+pub type Shared<T> = Arc<T>;
