@@ -143,6 +143,7 @@ async fn compact(config: Config, store: Option<String>, every: Option<std::time:
     match every {
         None => {
             let report = compactor.run_until_caught_up().await?;
+            serve::maintain(&compactor).await;
             println!(
                 "compacted {} raw batches ({} bytes): {} events in, {} written, {} duplicates removed, {} files, {} raw batches deleted",
                 report.raw_files,

@@ -205,3 +205,18 @@ fn print_banner(stack: &Stack, addr: SocketAddr, compact_every: u64) {
         compact_every,
     );
 }
+
+/// One maintenance pass over every table, logged.
+pub async fn maintain(compactor: &contrail_warehouse::Compactor) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let layout = contrail_warehouse::write::FileLayout::default();
+    match contrail_warehouse::maintain(compactor.location(), &layout, &Default::default(), now).await {
+        Ok(report) => tracing::info!(
+            partitions_merged = report.partitions_merged,
+            files_merged = report.files_merged,
+            files_vacuumed = report.files_vacuumed,
+            "table maintenance done"
+        ),
+        Err(e) => tracing::warn!(error = %e, "table maintenance failed; retrying later"),
+    }
+}

@@ -1,6 +1,6 @@
 //! Exactly once: duplicates within a run, and against what the table holds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, StringArray};
@@ -74,13 +74,4 @@ pub async fn existing_ids(
         }
     }
     Ok(found)
-}
-
-/// Counts per key, for tests and reports.
-pub fn counts<'a>(ids: impl IntoIterator<Item = &'a str>) -> HashMap<&'a str, usize> {
-    let mut out = HashMap::new();
-    for id in ids {
-        *out.entry(id).or_default() += 1;
-    }
-    out
 }

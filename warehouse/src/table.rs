@@ -149,6 +149,11 @@ pub struct TableFile {
 
 /// The table's current files in the given partitions.
 pub fn files_in(table: &DeltaTable, dates: &BTreeSet<i32>) -> Result<Vec<TableFile>> {
+    Ok(all_files(table)?.into_iter().filter(|f| dates.contains(&f.date)).collect())
+}
+
+/// Every current file of the table.
+pub fn all_files(table: &DeltaTable) -> Result<Vec<TableFile>> {
     let actions = table.snapshot()?.add_actions_table(true)?;
     let paths = actions.column_by_name("path").map(|c| c.as_string::<i32>().clone());
     let sizes =
@@ -162,9 +167,7 @@ pub fn files_in(table: &DeltaTable, dates: &BTreeSet<i32>) -> Result<Vec<TableFi
             Some(d) if d.is_valid(i) => d.value(i),
             _ => continue,
         };
-        if dates.contains(&date) {
-            out.push(TableFile { path: paths.value(i).to_owned(), date, size: sizes.value(i) });
-        }
+        out.push(TableFile { path: paths.value(i).to_owned(), date, size: sizes.value(i) });
     }
     Ok(out)
 }

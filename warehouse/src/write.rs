@@ -2,7 +2,6 @@
 //! page indexes and a bloom filter on `event_id`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{SortColumn, SortOptions, cast, lexsort_to_indices, take_record_batch};
@@ -141,6 +140,3 @@ pub fn days_of(raw_timestamps: &ArrayRef) -> Vec<i32> {
     let ts = raw_timestamps.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
     ts.values().iter().map(|ms| ms.div_euclid(86_400_000) as i32).collect()
 }
-
-/// Keeps `Arc` in scope for callers building batches.
-pub type BatchRef = Arc<RecordBatch>;

@@ -250,3 +250,62 @@ async fn unmodified_segment_node_sdk_delivers_every_message_type() {
         ("alias", Some("sdk-anon"), Some("sdk-user"))
     );
 }
+
+/// Rows of a Delta table, read by delta-rs' Python binding (an independent reader).
+fn delta_rows(table: &Path) -> Option<usize> {
+    let venv = std::env::var_os("CONTRAIL_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/contrail/venv"));
+    let python = venv.join("bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/setup-test-deps", python.display());
+    let script = "import sys, deltalake; print(deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows)";
+    let output = Command::new(python).args(["-c", script]).arg(table).output().unwrap();
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().parse().unwrap())
+}
+
+/// Sends `n` events; returns (accepted, duplicates).
+async fn send_events(serve: &ServeProcess, prefix: &str, n: usize) -> (u64, u64) {
+    let batch: Vec<Value> = (0..n)
+        .map(|i| json!({"type": "track", "userId": "u", "event": "E", "messageId": format!("{prefix}{i}")}))
+        .collect();
+    let (status, answer) =
+        post(&client(), &serve.url("/v1/batch"), &write_key("demo"), &json!({ "batch": batch })).await.unwrap();
+    assert_eq!(status, 200);
+    (answer["accepted"].as_u64().unwrap(), answer["duplicates"].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_compacts_into_delta_tables_on_its_own_and_contrail_compact_does_it_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let table = data.join("store/tables/demo");
+
+    // serve with its compaction timer: events reach the table by themselves.
+    let serve = ServeProcess::start(&data, &[("CONTRAIL_COMPACT_EVERY_SECS", "1")]);
+    serve.wait_ready().await;
+    assert_eq!(send_events(&serve, "a", 30).await, (30, 0));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while delta_rows(&table) != Some(30) {
+        assert!(Instant::now() < deadline, "events did not reach the Delta table within 30 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    serve.terminate();
+
+    // serve without the timer; `contrail compact --data` does one run.
+    let serve = ServeProcess::start(&data, &[("CONTRAIL_COMPACT_EVERY_SECS", "0")]);
+    serve.wait_ready().await;
+    assert_eq!(send_events(&serve, "b", 20).await, (20, 0));
+    // Re-sent after compaction: acknowledged as duplicates, never stored twice.
+    assert_eq!(send_events(&serve, "a", 5).await, (0, 5));
+    serve.terminate();
+    let output = Command::new(env!("CARGO_BIN_EXE_contrail"))
+        .args(["compact", "--data"])
+        .arg(&data)
+        .env("CONTRAIL_KEYS_SECRETS", SECRET)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("20 written"), "{stdout}");
+    assert_eq!(delta_rows(&table), Some(50));
+}

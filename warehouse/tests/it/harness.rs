@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
@@ -36,7 +36,6 @@ pub const BACKENDS: [Backend; 2] = [Backend::Local, Backend::S3];
 /// A test's location, removed (directory) or abandoned (bucket) on drop.
 pub struct TestLocation {
     pub location: Location,
-    pub backend: Backend,
     _dir: Option<TempDir>,
     pub bucket: Option<String>,
 }
@@ -112,14 +111,14 @@ impl TestLocation {
             Backend::Local => {
                 let dir = tempfile::tempdir().unwrap();
                 let location = Location::local(dir.path()).unwrap();
-                Self { location, backend, _dir: Some(dir), bucket: None }
+                Self { location, _dir: Some(dir), bucket: None }
             }
             Backend::S3 => {
                 let bucket = format!("t{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
                 create_bucket(&bucket);
                 let url = Url::parse(&format!("s3://{bucket}/warehouse")).unwrap();
                 let location = Location::s3(&url, &s3_options()).unwrap();
-                Self { location, backend, _dir: None, bucket: Some(bucket) }
+                Self { location, _dir: None, bucket: Some(bucket) }
             }
         }
     }
@@ -215,5 +214,3 @@ pub fn events(project: &str, ids: impl IntoIterator<Item = String>, timestamp: i
 pub fn compactor(t: &TestLocation) -> contrail_warehouse::Compactor {
     contrail_warehouse::Compactor::new(t.location.clone(), contrail_warehouse::CompactorConfig::default())
 }
-
-pub type Shared<T> = Arc<T>;

@@ -7,5 +7,6 @@ mod compaction;
 mod faults;
 mod harness;
 mod interop;
+mod maintain;
 mod property;
 mod race;

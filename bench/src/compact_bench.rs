@@ -1,0 +1,171 @@
+//! Compaction throughput: generates raw batches like the edge writes them (on
+//! a local directory), compacts them with the real compactor, and reports
+//! events/s, events/s per core of CPU, bytes in and out, and files per partition.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use clap::Parser;
+use contrail_edge::{Event, MessageType};
+use contrail_warehouse::{Compactor, CompactorConfig, Location};
+
+/// Options.
+#[derive(Parser, Debug)]
+#[command(about = "Compaction benchmark for Contrail")]
+struct Args {
+    /// Events to generate.
+    #[arg(long, default_value_t = 5_000_000)]
+    events: usize,
+    /// Events per raw batch (one edge flush).
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// Fraction of events re-sent in a later batch (duplicates to remove).
+    #[arg(long, default_value_t = 0.01)]
+    duplicates: f64,
+    /// Directory to work in (default: a temporary directory).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+const EVENTS: [&str; 8] =
+    ["Page Viewed", "Clicked", "Signed Up", "Added to Cart", "Checkout", "Searched", "Shared", "Logged In"];
+const DAY0: i64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+
+fn event(i: usize, rng: &mut u64) -> Event {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let r = *rng;
+    let user = format!("user-{}", r % 200_000);
+    let kind = if r.is_multiple_of(5) { MessageType::Page } else { MessageType::Track };
+    Event {
+        event_id: format!("{:016x}-{i}", r),
+        project_id: "bench".into(),
+        kind,
+        event: if kind == MessageType::Page { "$page".into() } else { EVENTS[(r >> 8) as usize % EVENTS.len()].into() },
+        user_id: Some(user.clone()),
+        anonymous_id: None,
+        distinct_id: user,
+        session_id: Some(format!("s{}", r % 1_000_000)),
+        group_id: None,
+        previous_id: None,
+        // Three days of traffic.
+        timestamp: DAY0 + (i as i64 * 259_200_000 / 5_000_000) % 259_200_000,
+        received_at: DAY0 + (i as i64 * 259_200_000 / 5_000_000) % 259_200_000 + 150,
+        properties: format!(
+            r#"{{"plan":"{}","price":{},"items":{}}}"#,
+            ["free", "pro", "team"][(r >> 16) as usize % 3],
+            r % 500,
+            r % 7
+        ),
+        traits: None,
+        context: r#"{"library":{"name":"analytics.js","version":"5.2.0"},"locale":"en-US"}"#.into(),
+        url: Some(format!("https://shop.test/p/{}", r % 1000)),
+        referrer: None,
+        user_agent: None,
+        browser: Some(["Chrome", "Safari", "Firefox"][(r >> 20) as usize % 3].into()),
+        os: Some(["Windows", "macOS", "iOS", "Android"][(r >> 24) as usize % 4].into()),
+        device: Some(["desktop", "mobile"][(r >> 28) as usize % 2].into()),
+        country: Some(["FR", "US", "DE", "JP"][(r >> 32) as usize % 4].into()),
+        region: None,
+        city: None,
+        colo: Some("CDG".into()),
+        ip_hash: Some(format!("{:016x}", r.rotate_left(7))),
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 2..]);
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let location = Location::local(&dir).expect("location");
+
+    let generated = Instant::now();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut raw_bytes = 0u64;
+    let mut seq = 0u64;
+    let mut resend: Vec<Event> = Vec::new();
+    let mut start = 0;
+    while start < args.events {
+        let end = (start + args.batch).min(args.events);
+        let mut batch: Vec<Event> = (start..end).map(|i| event(i, &mut rng)).collect();
+        // Some events of this batch come again in the next one (a retried flush).
+        let again = ((end - start) as f64 * args.duplicates) as usize;
+        batch.append(&mut resend);
+        resend = batch[..again].to_vec();
+        seq += 1;
+        let key = contrail_edge::raw_key::batch_key("raw", "bench", DAY0 + 259_200_000 + seq as i64, "bench", seq);
+        let bytes = contrail_edge::encode::encode_events(&batch).expect("encode");
+        raw_bytes += bytes.len() as u64;
+        object_store::ObjectStoreExt::put(location.store.as_ref(), &object_store::path::Path::from(key), bytes.into())
+            .await
+            .expect("put");
+        start = end;
+    }
+    eprintln!(
+        "generated {} events in {seq} raw batches ({:.1} MB) in {:.1} s",
+        args.events,
+        raw_bytes as f64 / 1e6,
+        generated.elapsed().as_secs_f64()
+    );
+
+    let compactor = Compactor::new(location.clone(), CompactorConfig { max_run_bytes: 1 << 30, ..Default::default() });
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let report = compactor.run_until_caught_up().await.expect("compaction");
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+
+    let mut per_partition: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in walk(&dir.join("tables/bench")) {
+        if entry.extension().is_some_and(|e| e == "parquet") {
+            let partition = entry
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            *per_partition.entry(partition).or_default() += 1;
+        }
+    }
+    println!(
+        "compact-bench: {} events in {} raw batches ({:.1} MB)",
+        report.events_in,
+        report.raw_files,
+        report.raw_bytes as f64 / 1e6
+    );
+    println!("  written              {} events, {} duplicates removed", report.events_out, report.duplicates);
+    println!("  wall                 {wall:.1} s   ({:.0} events/s)", report.events_in as f64 / wall);
+    println!("  CPU                  {cpu:.1} s   ({:.0} events/s per core)", report.events_in as f64 / cpu.max(1e-9));
+    println!(
+        "  Parquet out          {:.1} MB in {} files ({:.2}x smaller than raw Arrow)",
+        report.parquet_bytes as f64 / 1e6,
+        report.files_written,
+        report.raw_bytes as f64 / report.parquet_bytes.max(1) as f64
+    );
+    println!("  files per partition  {per_partition:?}");
+    println!("  commits              {}", report.commits);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
