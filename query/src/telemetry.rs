@@ -67,9 +67,13 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Installs the log subscriber (`RUST_LOG` filters; default `info`).
+/// Default log filter: Contrail's own crates at `info`, dependencies at
+/// `warn` (Delta's kernel logs every snapshot load at `info`).
+const DEFAULT_FILTER: &str = "warn,contrail=info,contrail_warehouse=info,contrail_edge=info";
+
+/// Installs the log subscriber (`RUST_LOG` overrides [`DEFAULT_FILTER`]).
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),

@@ -71,6 +71,14 @@ fn builder(location: &Location, project: &str) -> Result<DeltaTableBuilder> {
 
 /// Opens the project's table, or `None` if it does not exist yet.
 pub async fn open(location: &Location, project: &str) -> Result<Option<DeltaTable>> {
+    // Look before loading: Delta's kernel logs an error for a missing table,
+    // which on a first run is the normal case, not one.
+    let log = object_store::path::Path::from(format!("tables/{project}/_delta_log"));
+    let mut entries = location.store.list(Some(&log));
+    if futures::StreamExt::next(&mut entries).await.transpose()?.is_none() {
+        return Ok(None);
+    }
+    drop(entries);
     let mut table = builder(location, project)?.build()?;
     match table.load().await {
         Ok(()) => Ok(Some(table)),
