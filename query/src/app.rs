@@ -53,8 +53,36 @@ pub fn ingest_paths() -> Vec<String> {
     names.flat_map(|n| [format!("/v1/{n}"), format!("/{n}")]).collect()
 }
 
-/// The router.
+/// The ingest router (with health, readiness and metrics), complete.
 pub fn app(state: Arc<AppState>) -> Router {
+    finish(ingest_routes(state))
+}
+
+/// Ingest and the query API on one router: what `contrail serve` listens with.
+pub fn app_with_query(state: Arc<AppState>, query: Arc<crate::api::QueryState>) -> Router {
+    finish(ingest_routes(state).merge(crate::api::routes(query)))
+}
+
+/// The query API alone (`contrail query`), with health, readiness (the
+/// object store answers) and metrics.
+pub fn query_app(query: Arc<crate::api::QueryState>) -> Router {
+    let store = query.engine.store();
+    let ops = Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/readyz",
+            get(move || async move {
+                match store.list_with_delimiter(None).await {
+                    Ok(_) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+                    Err(e) => Error::from(e).into_response(),
+                }
+            }),
+        )
+        .route("/metrics", get(|| async { prometheus_text(&telemetry::prometheus()) }));
+    finish(crate::api::routes(query).merge(ops))
+}
+
+fn ingest_routes(state: Arc<AppState>) -> Router {
     let mut router = Router::new();
     for path in ingest_paths() {
         router = router.route(&path, post(ingest).options(preflight));
@@ -63,10 +91,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// Fallbacks (404/405 with a JSON error) and the per-request span.
+fn finish(router: Router) -> Router {
+    router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).layer(middleware::from_fn(request_span))
 }
 
 /// One `tracing` span per request, with its outcome.
@@ -228,7 +258,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let mut response = state.metrics.render().into_response();
+    prometheus_text(&state.metrics)
+}
+
+fn prometheus_text(handle: &PrometheusHandle) -> Response {
+    let mut response = handle.render().into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
@@ -241,6 +275,6 @@ async fn not_found(method: Method, request: Request<Body>) -> Error {
 
 async fn method_not_allowed(request: Request<Body>) -> Error {
     let path = request.uri().path().to_owned();
-    let allowed = if Endpoint::from_path(&path).is_some() { "POST" } else { "GET" };
+    let allowed = if Endpoint::from_path(&path).is_some() || path == "/v1/sql" { "POST" } else { "GET" };
     Error::MethodNotAllowed(format!("{} {path}", request.method()), allowed)
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 5] = ["server", "keys", "ingest", "buffer", "compact"];
+const SECTIONS: [&str; 6] = ["server", "keys", "ingest", "buffer", "compact", "query"];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -28,6 +28,8 @@ pub struct Config {
     pub buffer: BufferConfig,
     /// `[compact]`.
     pub compact: CompactConfig,
+    /// `[query]`.
+    pub query: QueryConfig,
     /// `[projects.<name>]`: per-project settings.
     pub projects: BTreeMap<String, ProjectConfig>,
 }
@@ -154,6 +156,38 @@ impl CompactConfig {
             max_run_bytes: self.max_run_mb << 20,
             progress,
             ..Default::default()
+        }
+    }
+}
+
+/// `[query]`: limits and tuning of the SQL engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Seconds a query may run before it is cancelled (answer 503). Default 30.
+    pub timeout_secs: u64,
+    /// Memory one query may hold, in megabytes (over it: 503). Default 512.
+    pub memory_mb: u64,
+    /// Queries executing at once; more wait their turn (within the timeout). Default 4.
+    pub max_concurrent: usize,
+    /// Rows returned at most; beyond, the answer says `truncated`. Default 10,000.
+    pub max_rows: usize,
+    /// Partitions (threads) a query plan may use; 0 = the number of cores. Default 0.
+    pub target_partitions: usize,
+    /// Object store URL for `contrail query` (`file:///…` or `s3://bucket/prefix`).
+    /// Default: `<data>/store`.
+    pub store: Option<String>,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 30,
+            memory_mb: 512,
+            max_concurrent: 4,
+            max_rows: 10_000,
+            target_partitions: 0,
+            store: None,
         }
     }
 }

@@ -51,6 +51,30 @@ pub enum Error {
     /// The path exists but not with this method.
     #[error("{0} does not accept this method; use {1}")]
     MethodNotAllowed(String, &'static str),
+    /// No usable credential for a query endpoint (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is valid but not for this project (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A query request that cannot be run as sent: bad SQL, a forbidden
+    /// statement, a bad parameter (400).
+    #[error("{0}")]
+    BadQuery(String),
+    /// No representation the client accepts (406).
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// A query ran past its deadline and was cancelled (503).
+    #[error(
+        "the query did not finish within {0} s and was cancelled; narrow the time range, filter more, or aggregate before returning rows"
+    )]
+    QueryTimeout(u64),
+    /// A query needed more memory than its limit (503).
+    #[error("the query needed more memory than its limit and was cancelled; filter or aggregate more ({0})")]
+    QueryMemory(String),
+    /// The query engine failed for a reason that is not the query's fault.
+    #[error("query engine: {0}")]
+    Engine(String),
 }
 
 impl Error {
@@ -58,6 +82,24 @@ impl Error {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| Self::Io { context, source }
+    }
+
+    /// Classifies a DataFusion error once: the query's fault (400), a limit
+    /// (503), storage (503), or ours (500).
+    pub fn from_datafusion(error: datafusion::error::DataFusionError) -> Self {
+        use datafusion::error::DataFusionError as E;
+        let message = error.strip_backtrace();
+        match error.find_root() {
+            E::ResourcesExhausted(m) => Self::QueryMemory(m.clone()),
+            E::SQL(..) | E::Plan(_) | E::SchemaError(..) | E::NotImplemented(_) | E::Configuration(_) => {
+                Self::BadQuery(message)
+            }
+            // Execution and Arrow errors come from the data meeting the query:
+            // a failed cast, a division by zero, an overflow.
+            E::Execution(_) | E::ArrowError(..) => Self::BadQuery(message),
+            E::ObjectStore(e) => Self::Engine(format!("object store: {e}")),
+            _ => Self::Engine(message),
+        }
     }
 
     /// Stable code, also the metric label.
@@ -72,6 +114,13 @@ impl Error {
             Self::Io { .. } => "io",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(..) => "method_not_allowed",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::BadQuery(_) => "invalid_query",
+            Self::NotAcceptable(_) => "not_acceptable",
+            Self::QueryTimeout(_) => "query_timeout",
+            Self::QueryMemory(_) => "query_memory_limit",
+            Self::Engine(_) => "query_failed",
         }
     }
 
@@ -81,6 +130,12 @@ impl Error {
             Self::Ingest(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::BadQuery(_) => StatusCode::BAD_REQUEST,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::QueryTimeout(_) | Self::QueryMemory(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Buffer(_) | Self::BufferClosed | Self::Commit(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Config(_) | Self::Encode(_) | Self::Compact(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -95,11 +150,18 @@ impl Error {
     }
 }
 
+impl From<arrow::error::ArrowError> for Error {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        Self::Engine(format!("arrow: {e}"))
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        // Internal detail stays in the log, never in a 5xx body.
-        let message = if status.is_server_error() {
+        // Internal detail stays in the log, never in a 5xx body; a query's
+        // limits are the caller's business and are said plainly.
+        let message = if status.is_server_error() && !matches!(self, Self::QueryTimeout(_) | Self::QueryMemory(_)) {
             tracing::error!(error = %self, code = self.code(), "request failed");
             "the server could not complete the request; it has been logged, retry shortly".to_owned()
         } else {

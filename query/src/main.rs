@@ -52,6 +52,21 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Serve the query API alone (SQL, timelines, live events) over a store.
+    Query {
+        /// Data directory whose store/ to read [default: ./contrail-data].
+        #[arg(long, conflicts_with = "store")]
+        data: Option<PathBuf>,
+        /// Object store URL instead: file:///path or s3://bucket/prefix (credentials from AWS_* variables).
+        #[arg(long)]
+        store: Option<String>,
+        /// Address to listen on [default: 127.0.0.1:8787].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Configuration file (contrail.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print a key: a project's write or query key, or the admin token.
     Keys {
         /// Which key.
@@ -115,6 +130,18 @@ fn run(cli: Cli) -> Result<()> {
                 .build()
                 .map_err(contrail::Error::io("starting the async runtime"))?;
             runtime.block_on(compact(config, store, every))
+        }
+        Command::Query { data, store, listen, config } => {
+            let mut config = load(config, data)?;
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            telemetry::init_logging(config.server.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(contrail::Error::io("starting the async runtime"))?;
+            runtime.block_on(serve::run_query(config, store))
         }
         Command::Keys { kind, project, data, config } => {
             let config = load(config, data)?;

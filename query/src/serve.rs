@@ -16,7 +16,8 @@ use object_store::local::LocalFileSystem;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::app::{AppState, app};
+use crate::api::QueryState;
+use crate::app::{AppState, app_with_query};
 use crate::buffer::{Buffer, open_connection};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -24,12 +25,15 @@ use crate::error::{Error, Result};
 use crate::flush::Flusher;
 use crate::rate_limit::RateLimiter;
 use crate::secret::{self, SecretSource};
+use crate::sql::Engine;
 use crate::telemetry;
 
 /// File name of the buffer database in the data directory.
 pub const BUFFER_FILE: &str = "buffer.sqlite";
 /// Directory of the local object store in the data directory.
 pub const STORE_DIR: &str = "store";
+/// How often live streams look for new events.
+pub const LIVE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 /// The project `serve` prints keys for on start.
 pub const DEMO_PROJECT: &str = "demo";
 
@@ -43,6 +47,8 @@ pub struct Stack {
     pub secret_source: SecretSource,
     /// The data directory.
     pub data: PathBuf,
+    /// The query API's state (engine over `<data>/store`).
+    pub query: Arc<QueryState>,
 }
 
 /// The local object store rooted at `<data>/store`.
@@ -87,7 +93,13 @@ impl Stack {
             store,
             metrics: telemetry::prometheus(),
         });
-        Ok(Self { state, flusher: Arc::new(flusher), secret_source, data })
+        let location = contrail_warehouse::Location::local(&data.join(STORE_DIR))?;
+        let query = Arc::new(QueryState {
+            engine: Engine::new(location, config.query.clone())?,
+            keyring: state.ingestor.keyring().clone(),
+            live_poll: LIVE_POLL,
+        });
+        Ok(Self { state, flusher: Arc::new(flusher), secret_source, data, query })
     }
 
     /// Starts the flusher loop; it stops (after a final flush) when `shutdown` flips.
@@ -125,7 +137,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
             }
         })
     });
-    let router = app(stack.state.clone());
+    let router = app_with_query(stack.state.clone(), stack.query.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -137,6 +149,27 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
         let _ = compactor.await;
     }
     Ok(())
+}
+
+/// Runs `contrail query`: the query API alone over `store` (or `<data>/store`),
+/// until Ctrl-C or SIGTERM.
+pub async fn run_query(config: Config, store: Option<String>) -> Result<()> {
+    let location = match store.or(config.query.store.clone()) {
+        Some(url) => contrail_warehouse::Location::parse(&url)?,
+        None => contrail_warehouse::Location::local(&config.server.data.join(STORE_DIR))?,
+    };
+    let (keyring, _) = secret::keyring(&config.keys, &config.server.data, false)?;
+    let query =
+        Arc::new(QueryState { engine: Engine::new(location, config.query.clone())?, keyring, live_poll: LIVE_POLL });
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(Error::io(format!("listening on {}", config.server.listen)))?;
+    let addr = listener.local_addr().map_err(Error::io("reading the listening address"))?;
+    println!("Contrail query API on http://{addr}  (SQL: POST /v1/sql, docs: /docs)");
+    axum::serve(listener, crate::app::query_app(query).into_make_service())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(Error::io("serving HTTP"))
 }
 
 /// Runs the compactor every `every` until `shutdown` flips. Failures are
@@ -194,15 +227,17 @@ fn print_banner(stack: &Stack, addr: SocketAddr, compact_every: u64) {
     };
     println!(
         "Contrail is listening on http://{addr}{created}\n\
-         \n  project     {DEMO_PROJECT}\n  write key   {write}\n  query key   {}\n  admin token {}\n\
+         \n  project     {DEMO_PROJECT}\n  write key   {write}\n  query key   {query}\n  admin token {}\n\
          \n  ingest      http://{addr}/v1/batch (Segment-compatible: /v1/track, /v1/page, … too)\
          \n  raw batches {} (compacted into tables/<project>/ every {} s)\
+         \n  SQL         http://{addr}/v1/sql   API docs http://{addr}/docs\
          \n  metrics     http://{addr}/metrics   health http://{addr}/healthz\n\
-         \nTry it:\n  curl -u '{write}:' http://{addr}/v1/track -H 'content-type: application/json' \\\n    -d '{{\"userId\":\"u1\",\"event\":\"Signed Up\",\"properties\":{{\"plan\":\"pro\"}}}}'\n",
-        keys.mint(KeyKind::Query, &demo),
+         \nTry it:\n  curl -u '{write}:' http://{addr}/v1/track -H 'content-type: application/json' \\\n    -d '{{\"userId\":\"u1\",\"event\":\"Signed Up\",\"properties\":{{\"plan\":\"pro\"}}}}'\
+         \n  curl http://{addr}/v1/sql -H 'authorization: Bearer {query}' \\\n    -d '{{\"sql\":\"SELECT event, count(*) AS n FROM events GROUP BY event\"}}'\n",
         keys.admin_token(),
         stack.data.join(STORE_DIR).join("raw").display(),
         compact_every,
+        query = keys.mint(KeyKind::Query, &demo),
     );
 }
 

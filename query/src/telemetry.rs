@@ -35,6 +35,26 @@ pub const FLUSH_SECONDS: &str = "contrail_flush_seconds";
 /// Flushes that failed and will be retried.
 pub const FLUSH_ERRORS: &str = "contrail_flush_errors_total";
 
+/// Queries, by kind (`sql`, `timeline`, `live`) and outcome (`ok` or an error code).
+pub const QUERIES: &str = "contrail_queries_total";
+/// Seconds per query, by kind.
+pub const QUERY_SECONDS: &str = "contrail_query_seconds";
+/// Rows returned per query, by kind.
+pub const QUERY_ROWS: &str = "contrail_query_rows_total";
+
+/// Records a finished query.
+pub fn query_done(kind: &'static str, result: &crate::Result<crate::sql::QueryResult>, elapsed: Duration) {
+    let outcome = match result {
+        Ok(r) => {
+            counter!(QUERY_ROWS, "kind" => kind).increment(r.num_rows() as u64);
+            "ok"
+        }
+        Err(e) => e.code(),
+    };
+    counter!(QUERIES, "kind" => kind, "outcome" => outcome).increment(1);
+    histogram!(QUERY_SECONDS, "kind" => kind).record(elapsed.as_secs_f64());
+}
+
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process-wide Prometheus recorder (installed on first use, so tests that

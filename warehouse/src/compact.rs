@@ -41,7 +41,7 @@ use crate::write::{FileLayout, add_action, date_string, days_of, encode_parquet,
 
 /// How far a commit's timestamp may trail the flush time of a file it
 /// consumed because of clock skew between the edge and the compactor.
-const CLOCK_MARGIN_MS: i64 = 3_600_000;
+pub const CLOCK_MARGIN_MS: i64 = 3_600_000;
 
 /// Compactor settings.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
-use contrail::app::app;
+use contrail::app::app_with_query;
 use contrail::clock::{Clock, SystemClock};
 use contrail::config::Config;
 use contrail::serve::Stack;
@@ -47,7 +47,7 @@ impl TestStack {
         config.keys.secrets = vec![SECRET.into()];
         configure(&mut config);
         let stack = Stack::open(&config, clock).expect("stack opens");
-        let router = app(stack.state.clone());
+        let router = app_with_query(stack.state.clone(), stack.query.clone());
         Self { _dir: dir, stack, router }
     }
 
@@ -86,6 +86,53 @@ impl TestStack {
     pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         let key = self.write_key();
         self.post(path, &[("x-write-key", &key), ("content-type", "application/json")], body.to_string()).await
+    }
+
+    /// GETs `path` with `headers`.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Value) {
+        let mut builder = Request::get(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.send(builder.body(Body::empty()).unwrap()).await
+    }
+
+    /// The project's query key.
+    pub fn query_key(&self, project: &str) -> String {
+        self.key(KeyKind::Query, project)
+    }
+
+    /// Runs `sql` with `key` as the Bearer token; status and JSON answer.
+    pub async fn sql_as(&self, key: &str, sql: &str) -> (StatusCode, Value) {
+        let auth = format!("Bearer {key}");
+        let body = serde_json::json!({ "sql": sql }).to_string();
+        self.post("/v1/sql", &[("authorization", &auth), ("content-type", "application/json")], body).await
+    }
+
+    /// Runs `sql` over the demo project and returns its rows (panics unless 200).
+    pub async fn rows(&self, sql: &str) -> Vec<Value> {
+        let (status, answer) = self.sql_as(&self.query_key("demo"), sql).await;
+        assert_eq!(status, StatusCode::OK, "{sql}: {answer}");
+        answer["rows"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// One integer from `sql` (first column of the first row).
+    pub async fn number(&self, sql: &str) -> i64 {
+        let rows = self.rows(sql).await;
+        let row = rows.first().and_then(Value::as_object).unwrap_or_else(|| panic!("{sql}: no row"));
+        row.values().next().and_then(Value::as_i64).unwrap_or_else(|| panic!("{sql}: not a number: {row:?}"))
+    }
+
+    /// The compactor over this stack's store, keeping consumed raw batches for `grace`.
+    pub fn compactor(&self, grace: std::time::Duration) -> contrail_warehouse::Compactor {
+        let location = contrail_warehouse::Location::local(&self.stack.data.join(contrail::serve::STORE_DIR)).unwrap();
+        let config = contrail_warehouse::CompactorConfig { grace, ..Default::default() };
+        contrail_warehouse::Compactor::new(location, config)
+    }
+
+    /// One compaction until caught up (raw batches kept for 10 minutes).
+    pub async fn compact(&self) -> contrail_warehouse::RunReport {
+        self.compactor(std::time::Duration::from_secs(600)).run_until_caught_up().await.expect("compaction succeeds")
     }
 
     /// Flushes everything buffered to raw batches.

@@ -2,8 +2,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+mod answers;
+mod consistency;
 mod flush;
 mod golden;
 mod harness;
 mod http;
 mod process;
+mod slt;
+mod sql;
+mod tenancy;

@@ -1,0 +1,288 @@
+//! A consistent view of one project's events: a Delta table version plus the
+//! raw batches that version has not consumed yet.
+//!
+//! Order matters. The table is loaded first (version `V`), then `raw/` is
+//! listed, and every raw batch that a commit up to `V` consumed is dropped.
+//! A batch consumed by a later commit `V+1` (landing while the query runs) is
+//! still read from `raw/`, because the compactor deletes a consumed batch only
+//! after its grace period, which is longer than any query may run. So each
+//! event is read from exactly one place: the table at `V`, or its raw batch.
+//!
+//! Raw rows are deduplicated the way the compactor will: the first copy (oldest
+//! flush) wins, and ids the table already holds in the same or neighbouring
+//! date partition are dropped. What a query counts now is what it will count
+//! after compaction.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use contrail_edge::ProjectId;
+use contrail_warehouse::compact::CLOCK_MARGIN_MS;
+use contrail_warehouse::dedupe::{existing_ids, first_occurrences};
+use contrail_warehouse::table::{self as delta, PARTITION_COLUMN, TableFile};
+use contrail_warehouse::write::{days_of, to_file_batch};
+use contrail_warehouse::{Location, raw};
+use deltalake::DeltaTable;
+
+use crate::error::Result;
+
+/// Schema of the `events` table: the table's file columns plus `date`.
+pub fn events_schema() -> SchemaRef {
+    let files = delta::file_schema();
+    let mut fields: Vec<Field> = files.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(date_field());
+    Arc::new(Schema::new_with_metadata(fields, files.metadata().clone()))
+}
+
+/// The partition column as a field.
+pub fn date_field() -> Field {
+    Field::new(PARTITION_COLUMN, DataType::Date32, false)
+}
+
+/// What a query of one project reads.
+#[derive(Debug, Clone)]
+pub struct ProjectView {
+    /// Table version read (`None`: no table yet).
+    pub version: Option<u64>,
+    /// The table's files at that version.
+    pub files: Vec<TableFile>,
+    /// Raw rows that version has not consumed, deduplicated, in the `events` schema.
+    pub raw: Option<RecordBatch>,
+    /// Quarantined messages of the project.
+    pub rejected: Vec<RecordBatch>,
+}
+
+/// A raw batch, decoded once: objects under a raw key never change.
+struct CachedRaw {
+    project: String,
+    flushed_at_ms: i64,
+    /// Rows in the `events` schema.
+    rows: RecordBatch,
+}
+
+/// A project's deduplicated raw rows, valid for one table version and one
+/// list of raw keys.
+struct Deduped {
+    version: Option<u64>,
+    keys: Vec<String>,
+    rows: Option<RecordBatch>,
+}
+
+/// Reads project views from one object store location, caching what is
+/// immutable (decoded raw batches) or cheap to bring up to date (Delta tables).
+pub struct Views {
+    location: Location,
+    tables: Mutex<HashMap<String, DeltaTable>>,
+    raw: Mutex<HashMap<String, Arc<CachedRaw>>>,
+    rejected: Mutex<HashMap<String, Arc<RecordBatch>>>,
+    /// Per project: the deduplicated raw rows for (version, raw keys).
+    deduped: Mutex<HashMap<String, Deduped>>,
+}
+
+impl Views {
+    /// Views over `location`.
+    pub fn new(location: Location) -> Self {
+        Self {
+            location,
+            tables: Mutex::default(),
+            raw: Mutex::default(),
+            rejected: Mutex::default(),
+            deduped: Mutex::default(),
+        }
+    }
+
+    /// The location read.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The current view of `project`.
+    #[tracing::instrument(skip(self), fields(project = %project, version = tracing::field::Empty, raw_rows = tracing::field::Empty))]
+    pub async fn view(&self, project: &ProjectId) -> Result<ProjectView> {
+        let table = self.table(project.as_str()).await?;
+        let version = table.as_ref().and_then(DeltaTable::version);
+        let files = match &table {
+            Some(t) if version.is_some() => delta::all_files(t)?,
+            _ => Vec::new(),
+        };
+
+        let listed = raw::list(&self.location.store).await?;
+        let consumed = match (&table, listed.first()) {
+            (Some(t), Some(oldest)) => delta::consumed_since(t, oldest.flushed_at_ms - CLOCK_MARGIN_MS).await?,
+            _ => HashMap::new(),
+        };
+        let mut waiting = Vec::new();
+        for file in &listed {
+            if consumed.contains_key(&file.key) {
+                continue;
+            }
+            if let Some(cached) = self.raw_file(file).await?
+                && cached.project == project.as_str()
+                && cached.rows.num_rows() > 0
+            {
+                waiting.push((file.key.clone(), cached));
+            }
+        }
+        self.forget_raw_not_in(&listed);
+        waiting.sort_by_key(|(key, c)| (c.flushed_at_ms, key.clone()));
+
+        let raw = self.deduplicated(project.as_str(), version, &files, &waiting).await?;
+        let span = tracing::Span::current();
+        span.record("version", version);
+        span.record("raw_rows", raw.as_ref().map_or(0, RecordBatch::num_rows));
+        let rejected = self.rejected(project.as_str()).await?;
+        Ok(ProjectView { version, files, raw, rejected })
+    }
+
+    /// The project's table at its latest version (cached, updated incrementally).
+    async fn table(&self, project: &str) -> Result<Option<DeltaTable>> {
+        let cached = self.tables.lock().expect("tables lock").get(project).cloned();
+        let table = match cached {
+            Some(mut table) => {
+                table.update_incremental(None).await.map_err(contrail_warehouse::Error::from)?;
+                Some(table)
+            }
+            None => delta::open(&self.location, project).await?,
+        };
+        if let Some(table) = &table {
+            self.tables.lock().expect("tables lock").insert(project.to_owned(), table.clone());
+        }
+        Ok(table)
+    }
+
+    /// A raw batch, decoded and converted (cached). `None` if it vanished
+    /// between listing and reading: only garbage collection deletes raw
+    /// batches, and only long after the commit that consumed them.
+    async fn raw_file(&self, file: &raw::RawFile) -> Result<Option<Arc<CachedRaw>>> {
+        if let Some(hit) = self.raw.lock().expect("raw lock").get(&file.key) {
+            return Ok(Some(hit.clone()));
+        }
+        let batches = match raw::read(&self.location.store, &file.key).await {
+            Ok(b) => b,
+            Err(contrail_warehouse::Error::Store(object_store::Error::NotFound { .. })) => {
+                tracing::warn!(key = %file.key, "raw batch deleted while being read; it was compacted");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(first) = batches.first() else { return Ok(None) };
+        let batch = concat_batches(&first.schema(), &batches)?;
+        let project = batch
+            .column_by_name("project_id")
+            .map(|c| c.as_string::<i32>())
+            .filter(|c| !c.is_empty())
+            .map(|c| c.value(0).to_owned())
+            .unwrap_or_default();
+        let rows = to_events_batch(&batch)?;
+        let cached = Arc::new(CachedRaw { project, flushed_at_ms: file.flushed_at_ms, rows });
+        self.raw.lock().expect("raw lock").insert(file.key.clone(), cached.clone());
+        Ok(Some(cached))
+    }
+
+    fn forget_raw_not_in(&self, listed: &[raw::RawFile]) {
+        let keys: HashSet<&str> = listed.iter().map(|f| f.key.as_str()).collect();
+        self.raw.lock().expect("raw lock").retain(|k, _| keys.contains(k.as_str()));
+    }
+
+    /// Raw rows minus duplicates (within the raw rows, and against the table).
+    async fn deduplicated(
+        &self,
+        project: &str,
+        version: Option<u64>,
+        files: &[TableFile],
+        waiting: &[(String, Arc<CachedRaw>)],
+    ) -> Result<Option<RecordBatch>> {
+        let keys: Vec<String> = waiting.iter().map(|(k, _)| k.clone()).collect();
+        if let Some(hit) = self.deduped.lock().expect("dedupe lock").get(project)
+            && hit.version == version
+            && hit.keys == keys
+        {
+            return Ok(hit.rows.clone());
+        }
+        let rows = if waiting.is_empty() {
+            None
+        } else {
+            let batches: Vec<RecordBatch> = waiting.iter().map(|(_, c)| c.rows.clone()).collect();
+            let all = concat_batches(&events_schema(), &batches)?;
+            let ids = all.column_by_name("event_id").expect("events schema").as_string::<i32>().clone();
+            let first = first_occurrences(&ids);
+            let dates = all
+                .column_by_name(PARTITION_COLUMN)
+                .expect("events schema")
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .clone();
+            let mut probe_days = BTreeSet::new();
+            for day in dates.values().iter() {
+                probe_days.extend([day - 1, *day, day + 1]);
+            }
+            let candidates: HashSet<&str> = ids
+                .iter()
+                .zip(first.iter())
+                .filter_map(|(id, keep)| if keep == Some(true) { id } else { None })
+                .collect();
+            let probe: Vec<TableFile> = files.iter().filter(|f| probe_days.contains(&f.date)).cloned().collect();
+            let prefix = format!("tables/{project}/");
+            let existing = existing_ids(&self.location.store, &prefix, &probe, &candidates).await?;
+            let keep: BooleanArray = ids
+                .iter()
+                .zip(first.iter())
+                .map(|(id, first)| Some(first == Some(true) && id.is_some_and(|id| !existing.contains(id))))
+                .collect();
+            Some(filter_record_batch(&all, &keep)?)
+        };
+        self.deduped
+            .lock()
+            .expect("dedupe lock")
+            .insert(project.to_owned(), Deduped { version, keys, rows: rows.clone() });
+        Ok(rows)
+    }
+
+    /// The project's quarantined messages (every `rejected/` batch holding its rows).
+    async fn rejected(&self, project: &str) -> Result<Vec<RecordBatch>> {
+        let prefix = object_store::path::Path::from(contrail_edge::raw_key::REJECTED_PREFIX);
+        let listed: Vec<object_store::ObjectMeta> =
+            futures::TryStreamExt::try_collect(self.location.store.list(Some(&prefix))).await?;
+        let mut out = Vec::new();
+        for meta in &listed {
+            let key = meta.location.to_string();
+            let cached = self.rejected.lock().expect("rejected lock").get(&key).cloned();
+            let batch = match cached {
+                Some(b) => b,
+                None => {
+                    let bytes =
+                        match object_store::ObjectStoreExt::get(self.location.store.as_ref(), &meta.location).await {
+                            Ok(r) => r.bytes().await?,
+                            Err(object_store::Error::NotFound { .. }) => continue,
+                            Err(e) => return Err(e.into()),
+                        };
+                    let (schema, batches) = contrail_edge::encode::read_ipc_file(&bytes)?;
+                    let batch = Arc::new(concat_batches(&schema, &batches)?);
+                    self.rejected.lock().expect("rejected lock").insert(key, batch.clone());
+                    batch
+                }
+            };
+            let Some(projects) = batch.column_by_name("project_id").map(|c| c.as_string::<i32>().clone()) else {
+                continue;
+            };
+            let mine: BooleanArray = projects.iter().map(|p| Some(p == Some(project))).collect();
+            let rows = filter_record_batch(&batch, &mine)?;
+            if rows.num_rows() > 0 {
+                out.push(rows);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Raw rows (dictionaries, milliseconds) to the `events` schema (plain
+/// strings, microseconds, `date`), the shape of the table's rows.
+pub fn to_events_batch(raw: &RecordBatch) -> Result<RecordBatch> {
+    let file = to_file_batch(raw)?;
+    let days = days_of(raw.column_by_name("timestamp").expect("raw schema"));
+    let mut columns: Vec<ArrayRef> = file.columns().to_vec();
+    columns.push(Arc::new(Date32Array::from(days)));
+    Ok(RecordBatch::try_new(events_schema(), columns)?)
+}
