@@ -8,11 +8,13 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 events=5000000
 runs=5
+row_groups=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --events) events="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
-    *) echo "usage: bench/query.sh [--events N] [--runs N]" >&2; exit 2 ;;
+    --row-group-rows) row_groups="$2"; shift 2 ;;
+    *) echo "usage: bench/query.sh [--events N] [--runs N] [--row-group-rows N]" >&2; exit 2 ;;
   esac
 done
 
@@ -26,11 +28,11 @@ if [[ ! -x "$venv/bin/python" ]] || ! cmp -s bench/requirements.txt "$stamp"; th
 fi
 
 cargo build --release --locked -p contrail-bench --bin compact-bench -p contrail --bin contrail
-data="$HOME/.cache/contrail/bench-data/query-$events"
+data="$HOME/.cache/contrail/bench-data/query-$events${row_groups:+-rg$row_groups}"
 if [[ ! -d "$data/tables/bench/_delta_log" ]]; then
   rm -rf "$data"
   mkdir -p "$data"
-  "$CARGO_TARGET_DIR/release/compact-bench" --events "$events" --dir "$data"
+  "$CARGO_TARGET_DIR/release/compact-bench" --events "$events" --dir "$data" ${row_groups:+--row-group-rows "$row_groups"}
 fi
 
 export CONTRAIL_KEYS_SECRETS="bench-secret-0123456789abcdef"

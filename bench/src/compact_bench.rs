@@ -22,6 +22,12 @@ struct Args {
     /// Fraction of events re-sent in a later batch (duplicates to remove).
     #[arg(long, default_value_t = 0.01)]
     duplicates: f64,
+    /// Rows per Parquet row group (the table's default when unset).
+    #[arg(long)]
+    row_group_rows: Option<usize>,
+    /// Rows per Parquet file (the table's default when unset).
+    #[arg(long)]
+    rows_per_file: Option<usize>,
     /// Directory to work in (default: a temporary directory).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
@@ -118,7 +124,11 @@ async fn main() {
         generated.elapsed().as_secs_f64()
     );
 
-    let compactor = Compactor::new(location.clone(), CompactorConfig { max_run_bytes: 1 << 30, ..Default::default() });
+    let mut layout = contrail_warehouse::write::FileLayout::default();
+    layout.row_group_rows = args.row_group_rows.unwrap_or(layout.row_group_rows);
+    layout.rows_per_file = args.rows_per_file.unwrap_or(layout.rows_per_file);
+    let compactor =
+        Compactor::new(location.clone(), CompactorConfig { max_run_bytes: 1 << 30, layout, ..Default::default() });
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let report = compactor.run_until_caught_up().await.expect("compaction");

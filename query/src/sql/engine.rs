@@ -8,7 +8,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use contrail_edge::ProjectId;
 use contrail_warehouse::Location;
-use datafusion::catalog::MemTable;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -18,7 +17,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
-use super::events::EventsTable;
+use super::events::{EventsTable, RejectedTable};
 use super::sandbox;
 use super::view::{ProjectView, Views};
 use crate::config::QueryConfig;
@@ -50,7 +49,7 @@ impl QueryResult {
 
 /// The engine shared by all requests.
 pub struct Engine {
-    views: Views,
+    views: Arc<Views>,
     base: Arc<RuntimeEnv>,
     limits: QueryConfig,
     permits: Semaphore,
@@ -69,7 +68,7 @@ impl Engine {
         let url = ObjectStoreUrl::parse(STORE_URL).map_err(Error::from_datafusion)?;
         base.register_object_store(url.as_ref(), location.store.clone());
         let permits = Semaphore::new(limits.max_concurrent.max(1));
-        Ok(Self { views: Views::new(location), base, limits, permits })
+        Ok(Self { views: Arc::new(Views::new(location)), base, limits, permits })
     }
 
     /// The object store queried.
@@ -140,7 +139,8 @@ impl Engine {
     async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         let limit = self.timeout();
         let guarded = async {
-            let _permit = self.permits.acquire().await.map_err(|_| Error::BufferClosed)?;
+            let _permit =
+                self.permits.acquire().await.map_err(|_| Error::Engine("the query engine is shutting down".into()))?;
             work.await
         };
         match tokio::time::timeout(limit, guarded).await {
@@ -183,8 +183,7 @@ impl Engine {
         let url = ObjectStoreUrl::parse(STORE_URL).map_err(Error::from_datafusion)?;
         let events = EventsTable::new(url, format!("tables/{}/", project.as_str()), view.files, view.raw);
         ctx.register_table("events", Arc::new(events)).map_err(Error::from_datafusion)?;
-        let rejected = MemTable::try_new(contrail_edge::schema::rejected_schema(), vec![view.rejected])
-            .map_err(Error::from_datafusion)?;
+        let rejected = RejectedTable::new(self.views.clone(), project.clone());
         ctx.register_table("rejected", Arc::new(rejected)).map_err(Error::from_datafusion)?;
         Ok(ctx)
     }

@@ -32,8 +32,10 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::expressions::col;
 use datafusion::physical_plan::union::UnionExec;
 
+use contrail_edge::ProjectId;
+
 use super::pruning::day_range;
-use super::view::{date_field, events_schema};
+use super::view::{Views, date_field, events_schema};
 
 /// The columns each table file is sorted by.
 const FILE_ORDER: [&str; 3] = ["distinct_id", "timestamp", "event_id"];
@@ -144,5 +146,46 @@ impl TableProvider for EventsTable {
             return Ok(Arc::new(EmptyExec::new(project_schema(&self.schema, projection)?)));
         }
         UnionExec::try_new(inputs)
+    }
+}
+
+/// One project's `rejected`: quarantined messages, loaded only when a query
+/// scans it (listing `rejected/` is a request most queries need not make).
+#[derive(Debug)]
+pub struct RejectedTable {
+    views: Arc<Views>,
+    project: ProjectId,
+}
+
+impl RejectedTable {
+    /// `project`'s quarantine, read through `views`.
+    pub fn new(views: Arc<Views>, project: ProjectId) -> Self {
+        Self { views, project }
+    }
+}
+
+#[async_trait]
+impl TableProvider for RejectedTable {
+    fn schema(&self) -> SchemaRef {
+        contrail_edge::schema::rejected_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let rows = self
+            .views
+            .rejected(self.project.as_str())
+            .await
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        Ok(MemorySourceConfig::try_new_exec(&[rows], self.schema(), projection.cloned())?)
     }
 }

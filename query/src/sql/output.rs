@@ -1,6 +1,7 @@
 //! Answer formats, chosen by `Accept`: JSON (default), CSV, Arrow IPC stream.
 //!
 //! JSON is `{"columns":[{"name","type"}…],"rows":[{column: value}…],"truncated":bool}`
+//! (each row's keys in column order)
 //! with typed values: numbers as numbers (NaN and ±∞ as `null`), timestamps
 //! and dates as ISO-8601 text, decimals as exact text, binary as base64,
 //! lists and structs as arrays and objects. CSV and Arrow carry the
@@ -10,6 +11,8 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use base64::Engine as _;
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Number, Value, json};
 
 use super::QueryResult;
@@ -76,7 +79,7 @@ impl Format {
     /// Encodes a result.
     pub fn encode(self, result: &QueryResult) -> Result<Vec<u8>> {
         match self {
-            Self::Json => Ok(serde_json::to_vec(&to_json(result)?).expect("JSON values serialise")),
+            Self::Json => Ok(serde_json::to_vec(&JsonAnswer::new(result)?).expect("JSON values serialise")),
             Self::Csv => {
                 let mut out = Vec::new();
                 let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
@@ -103,11 +106,49 @@ impl Format {
     }
 }
 
-/// The JSON answer.
-pub fn to_json(result: &QueryResult) -> Result<Value> {
-    let columns: Vec<Value> =
-        result.schema.fields().iter().map(|f| json!({"name": f.name(), "type": type_name(f.data_type())})).collect();
-    Ok(json!({"columns": columns, "rows": rows_json(&result.schema, &result.batches)?, "truncated": result.truncated}))
+/// The JSON answer, rows keyed by column name in column order.
+struct JsonAnswer {
+    columns: Vec<Value>,
+    names: Vec<String>,
+    rows: Vec<Vec<Value>>,
+    truncated: bool,
+}
+
+impl JsonAnswer {
+    fn new(result: &QueryResult) -> Result<Self> {
+        let fields = result.schema.fields();
+        let columns = fields.iter().map(|f| json!({"name": f.name(), "type": type_name(f.data_type())})).collect();
+        let names = fields.iter().map(|f| f.name().clone()).collect();
+        let mut rows = Vec::new();
+        for batch in &result.batches {
+            let columns: Vec<ArrayRef> = batch.columns().iter().map(plain).collect::<Result<_>>()?;
+            for row in 0..batch.num_rows() {
+                rows.push(columns.iter().map(|c| value(c, row)).collect::<Result<_>>()?);
+            }
+        }
+        Ok(Self { columns, names, rows, truncated: result.truncated })
+    }
+}
+
+impl Serialize for JsonAnswer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        struct Row<'a>(&'a [String], &'a [Value]);
+        impl Serialize for Row<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.0.len()))?;
+                for (name, value) in self.0.iter().zip(self.1) {
+                    map.serialize_entry(name, value)?;
+                }
+                map.end()
+            }
+        }
+        let mut answer = serializer.serialize_struct("Answer", 3)?;
+        answer.serialize_field("columns", &self.columns)?;
+        let rows: Vec<Row<'_>> = self.rows.iter().map(|r| Row(&self.names, r)).collect();
+        answer.serialize_field("rows", &rows)?;
+        answer.serialize_field("truncated", &self.truncated)?;
+        answer.end()
+    }
 }
 
 /// Rows as JSON objects keyed by column name.

@@ -51,8 +51,6 @@ pub struct ProjectView {
     pub files: Vec<TableFile>,
     /// Raw rows that version has not consumed, deduplicated, in the `events` schema.
     pub raw: Option<RecordBatch>,
-    /// Quarantined messages of the project.
-    pub rejected: Vec<RecordBatch>,
 }
 
 /// A raw batch, decoded once: objects under a raw key never change.
@@ -80,6 +78,12 @@ pub struct Views {
     rejected: Mutex<HashMap<String, Arc<RecordBatch>>>,
     /// Per project: the deduplicated raw rows for (version, raw keys).
     deduped: Mutex<HashMap<String, Deduped>>,
+}
+
+impl std::fmt::Debug for Views {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Views").field("location", &self.location.base.as_str()).finish_non_exhaustive()
+    }
 }
 
 impl Views {
@@ -133,8 +137,7 @@ impl Views {
         let span = tracing::Span::current();
         span.record("version", version);
         span.record("raw_rows", raw.as_ref().map_or(0, RecordBatch::num_rows));
-        let rejected = self.rejected(project.as_str()).await?;
-        Ok(ProjectView { version, files, raw, rejected })
+        Ok(ProjectView { version, files, raw })
     }
 
     /// The project's table at its latest version (cached, updated incrementally).
@@ -240,8 +243,9 @@ impl Views {
         Ok(rows)
     }
 
-    /// The project's quarantined messages (every `rejected/` batch holding its rows).
-    async fn rejected(&self, project: &str) -> Result<Vec<RecordBatch>> {
+    /// The project's quarantined messages (every `rejected/` batch holding
+    /// its rows), read only by queries that name `rejected`.
+    pub async fn rejected(&self, project: &str) -> Result<Vec<RecordBatch>> {
         let prefix = object_store::path::Path::from(contrail_edge::raw_key::REJECTED_PREFIX);
         let listed: Vec<object_store::ObjectMeta> =
             futures::TryStreamExt::try_collect(self.location.store.list(Some(&prefix))).await?;

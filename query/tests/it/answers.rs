@@ -46,6 +46,8 @@ async fn json_csv_and_arrow_answers_carry_the_same_rows() {
     let (status, headers, body) = raw_answer(&stack, "application/json").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
+    let text = std::str::from_utf8(&body).unwrap();
+    assert!(text.contains(r#""rows":[{"event_id":"x-1","timestamp":"#), "row keys follow the column order: {text}");
     let answer: Value = serde_json::from_slice(&body).unwrap();
     let names: Vec<&str> = answer["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["event_id", "timestamp", "date", "n", "x", "nothing"]);

@@ -9,6 +9,7 @@ mod golden;
 mod harness;
 mod http;
 mod process;
+mod s3;
 mod slt;
 mod sql;
 mod tenancy;

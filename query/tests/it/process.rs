@@ -253,11 +253,7 @@ async fn unmodified_segment_node_sdk_delivers_every_message_type() {
 
 /// Rows of a Delta table, read by delta-rs' Python binding (an independent reader).
 fn delta_rows(table: &Path) -> Option<usize> {
-    let venv = std::env::var_os("CONTRAIL_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/contrail/venv"));
-    let python = venv.join("bin/python");
-    assert!(python.exists(), "{} is missing: run scripts/setup-test-deps", python.display());
+    let python = contrail_testkit::python();
     // `os._exit`: PyPI deltalake 1.6.6 aborts in interpreter teardown in about
     // half of the runs (see warehouse/tests/it/interop.rs).
     let script = "import os, sys, deltalake; print(deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().num_rows, flush=True); os._exit(0)";

@@ -2,13 +2,6 @@
 //! fresh bucket on a real S3-compatible server (moto, from the project's venv).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
 use contrail_edge::{Event, MessageType};
@@ -40,73 +33,18 @@ pub struct TestLocation {
     pub bucket: Option<String>,
 }
 
-struct Moto {
-    endpoint: String,
-    _child: Option<Child>,
-}
-
-fn venv() -> PathBuf {
-    std::env::var_os("CONTRAIL_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/contrail/venv"))
-}
-
-/// The S3 server: `CONTRAIL_TEST_S3_ENDPOINT` if set, else a moto server this
-/// process starts once. `timeout` bounds its life so it never outlives CI.
-fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        if let Ok(endpoint) = std::env::var("CONTRAIL_TEST_S3_ENDPOINT") {
-            return Moto { endpoint, _child: None };
-        }
-        let server = venv().join("bin/moto_server");
-        assert!(server.exists(), "{} is missing: run scripts/setup-test-deps (it installs moto)", server.display());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("timeout")
-            .args(["1800"])
-            .arg(server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: Some(child) }
-    })
-}
-
 pub fn s3_options() -> S3Options {
     S3Options {
-        endpoint: Some(moto().endpoint.clone()),
-        region: Some("us-east-1".into()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
+        endpoint: Some(contrail_testkit::s3_endpoint().to_owned()),
+        region: Some(contrail_testkit::S3_REGION.into()),
+        access_key_id: Some(contrail_testkit::S3_ACCESS_KEY_ID.into()),
+        secret_access_key: Some(contrail_testkit::S3_SECRET_ACCESS_KEY.into()),
         allow_http: true,
     }
 }
 
-/// Creates a bucket with a plain (unsigned) HTTP PUT, which moto accepts.
-fn create_bucket(name: &str) {
-    let endpoint = Url::parse(&moto().endpoint).unwrap();
-    let mut stream = TcpStream::connect((endpoint.host_str().unwrap(), endpoint.port().unwrap())).unwrap();
-    write!(
-        stream,
-        "PUT /{name} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        endpoint.authority()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "bucket creation failed: {response}");
-}
-
 impl TestLocation {
     pub fn new(backend: Backend) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
         match backend {
             Backend::Local => {
                 let dir = tempfile::tempdir().unwrap();
@@ -114,8 +52,7 @@ impl TestLocation {
                 Self { location, _dir: Some(dir), bucket: None }
             }
             Backend::S3 => {
-                let bucket = format!("t{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-                create_bucket(&bucket);
+                let bucket = contrail_testkit::new_bucket("t");
                 let url = Url::parse(&format!("s3://{bucket}/warehouse")).unwrap();
                 let location = Location::s3(&url, &s3_options()).unwrap();
                 Self { location, _dir: None, bucket: Some(bucket) }

@@ -32,11 +32,7 @@ os._exit(0)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_rs_python_reads_exactly_the_rows_contrail_wrote() {
-    let python = std::env::var_os("CONTRAIL_VENV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/contrail/venv"))
-        .join("bin/python");
-    assert!(python.exists(), "{} is missing: run scripts/setup-test-deps", python.display());
+    let python = contrail_testkit::python();
     for backend in BACKENDS {
         let t = TestLocation::new(backend);
         let written = vec![
