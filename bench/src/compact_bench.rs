@@ -80,6 +80,10 @@ fn event(i: usize, rng: &mut u64) -> Event {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = stat.rfind(')').map_or("", |i| &stat[i + 2..]);
@@ -109,7 +113,11 @@ async fn main() {
         batch.append(&mut resend);
         resend = batch[..again].to_vec();
         seq += 1;
-        let key = contrail_edge::raw_key::batch_key("raw", "bench", DAY0 + 259_200_000 + seq as i64, "bench", seq);
+        // Flush times just before now, as an edge would have written them:
+        // compactors and queries look for consuming commits from the oldest
+        // waiting batch's flush time on.
+        let flushed_at = now_ms() - 600_000 + seq as i64;
+        let key = contrail_edge::raw_key::batch_key("raw", "bench", flushed_at, "bench", seq);
         let bytes = contrail_edge::encode::encode_events(&batch).expect("encode");
         raw_bytes += bytes.len() as u64;
         object_store::ObjectStoreExt::put(location.store.as_ref(), &object_store::path::Path::from(key), bytes.into())

@@ -108,6 +108,13 @@ fn load(config: Option<PathBuf>, data: Option<PathBuf>) -> Result<Config> {
     Ok(loaded)
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(contrail::Error::io("starting the async runtime"))
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { listen, data, config } => {
@@ -116,19 +123,13 @@ fn run(cli: Cli) -> Result<()> {
                 config.server.listen = listen;
             }
             telemetry::init_logging(config.server.log_format);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(contrail::Error::io("starting the async runtime"))?;
+            let runtime = runtime()?;
             runtime.block_on(serve::run(config, Arc::new(SystemClock)))
         }
         Command::Compact { data, store, every, config } => {
             let config = load(config, data)?;
             telemetry::init_logging(config.server.log_format);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(contrail::Error::io("starting the async runtime"))?;
+            let runtime = runtime()?;
             runtime.block_on(compact(config, store, every))
         }
         Command::Query { data, store, listen, config } => {
@@ -137,10 +138,7 @@ fn run(cli: Cli) -> Result<()> {
                 config.server.listen = listen;
             }
             telemetry::init_logging(config.server.log_format);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(contrail::Error::io("starting the async runtime"))?;
+            let runtime = runtime()?;
             runtime.block_on(serve::run_query(config, store))
         }
         Command::Keys { kind, project, data, config } => {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use contrail_warehouse::table::{TableFile, file_schema};
+use contrail_warehouse::table::TableFile;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{Result, ScalarValue, project_schema};
 use datafusion::datasource::TableType;
@@ -35,7 +35,7 @@ use datafusion::physical_plan::union::UnionExec;
 use contrail_edge::ProjectId;
 
 use super::pruning::day_range;
-use super::view::{Views, date_field, events_schema};
+use super::view::{Views, date_field, events_schema, scan_file_schema};
 
 /// The columns each table file is sorted by.
 const FILE_ORDER: [&str; 3] = ["distinct_id", "timestamp", "event_id"];
@@ -69,7 +69,7 @@ impl EventsTable {
         let groups = group_files(files, state.config().target_partitions().max(1), &self.prefix);
         let one_file_each = groups.iter().all(|g| g.len() == 1);
         let table_schema =
-            TableSchema::builder(file_schema()).with_table_partition_cols(vec![Arc::new(date_field())]).build();
+            TableSchema::builder(scan_file_schema()).with_table_partition_cols(vec![Arc::new(date_field())]).build();
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let source = format.file_source(table_schema);
         let mut builder = FileScanConfigBuilder::new(self.store_url.clone(), source)

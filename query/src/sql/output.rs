@@ -172,6 +172,9 @@ pub fn rows_json(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Valu
 fn type_name(data_type: &DataType) -> String {
     match data_type {
         DataType::Dictionary(_, value) => type_name(value),
+        // View types are an encoding, not a type users should care about.
+        DataType::Utf8View => "Utf8".into(),
+        DataType::BinaryView => "Binary".into(),
         other => other.to_string(),
     }
 }

@@ -29,9 +29,25 @@ use deltalake::DeltaTable;
 
 use crate::error::Result;
 
-/// Schema of the `events` table: the table's file columns plus `date`.
-pub fn events_schema() -> SchemaRef {
+/// Columns of the table's files as the scan reads them: text as `Utf8View`,
+/// which the Parquet reader fills without copying string bytes and which
+/// DataFusion groups, compares and sorts faster than `Utf8`.
+pub fn scan_file_schema() -> SchemaRef {
     let files = delta::file_schema();
+    let fields: Vec<Field> = files
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => Field::new(f.name(), DataType::Utf8View, f.is_nullable()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, files.metadata().clone()))
+}
+
+/// Schema of the `events` table: the scanned file columns plus `date`.
+pub fn events_schema() -> SchemaRef {
+    let files = scan_file_schema();
     let mut fields: Vec<Field> = files.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(date_field());
     Arc::new(Schema::new_with_metadata(fields, files.metadata().clone()))
@@ -69,6 +85,8 @@ struct Deduped {
     rows: Option<RecordBatch>,
 }
 
+type ConsumedKeys = (Option<u64>, i64, Arc<HashMap<String, i64>>);
+
 /// Reads project views from one object store location, caching what is
 /// immutable (decoded raw batches) or cheap to bring up to date (Delta tables).
 pub struct Views {
@@ -78,6 +96,8 @@ pub struct Views {
     rejected: Mutex<HashMap<String, Arc<RecordBatch>>>,
     /// Per project: the deduplicated raw rows for (version, raw keys).
     deduped: Mutex<HashMap<String, Deduped>>,
+    /// Per project: (version, since, raw keys consumed since then).
+    consumed: Mutex<HashMap<String, ConsumedKeys>>,
 }
 
 impl std::fmt::Debug for Views {
@@ -95,6 +115,7 @@ impl Views {
             raw: Mutex::default(),
             rejected: Mutex::default(),
             deduped: Mutex::default(),
+            consumed: Mutex::default(),
         }
     }
 
@@ -115,8 +136,10 @@ impl Views {
 
         let listed = raw::list(&self.location.store).await?;
         let consumed = match (&table, listed.first()) {
-            (Some(t), Some(oldest)) => delta::consumed_since(t, oldest.flushed_at_ms - CLOCK_MARGIN_MS).await?,
-            _ => HashMap::new(),
+            (Some(t), Some(oldest)) => {
+                self.consumed(project.as_str(), t, oldest.flushed_at_ms - CLOCK_MARGIN_MS).await?
+            }
+            _ => Arc::new(HashMap::new()),
         };
         let mut waiting = Vec::new();
         for file in &listed {
@@ -154,6 +177,21 @@ impl Views {
             self.tables.lock().expect("tables lock").insert(project.to_owned(), table.clone());
         }
         Ok(table)
+    }
+
+    /// Raw keys consumed by the table's commits since `since` (cached per
+    /// version: a version's commits never change).
+    async fn consumed(&self, project: &str, table: &DeltaTable, since: i64) -> Result<Arc<HashMap<String, i64>>> {
+        let version = table.version();
+        if let Some((v, s, keys)) = self.consumed.lock().expect("consumed lock").get(project)
+            && *v == version
+            && *s == since
+        {
+            return Ok(keys.clone());
+        }
+        let keys = Arc::new(delta::consumed_since(table, since).await?);
+        self.consumed.lock().expect("consumed lock").insert(project.to_owned(), (version, since, keys.clone()));
+        Ok(keys)
     }
 
     /// A raw batch, decoded and converted (cached). `None` if it vanished
@@ -210,7 +248,8 @@ impl Views {
         } else {
             let batches: Vec<RecordBatch> = waiting.iter().map(|(_, c)| c.rows.clone()).collect();
             let all = concat_batches(&events_schema(), &batches)?;
-            let ids = all.column_by_name("event_id").expect("events schema").as_string::<i32>().clone();
+            let ids = arrow::compute::cast(all.column_by_name("event_id").expect("events schema"), &DataType::Utf8)?;
+            let ids = ids.as_string::<i32>().clone();
             let first = first_occurrences(&ids);
             let dates = all
                 .column_by_name(PARTITION_COLUMN)
@@ -285,8 +324,14 @@ impl Views {
 /// strings, microseconds, `date`), the shape of the table's rows.
 pub fn to_events_batch(raw: &RecordBatch) -> Result<RecordBatch> {
     let file = to_file_batch(raw)?;
+    let schema = events_schema();
     let days = days_of(raw.column_by_name("timestamp").expect("raw schema"));
-    let mut columns: Vec<ArrayRef> = file.columns().to_vec();
+    let mut columns: Vec<ArrayRef> = file
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+        .collect::<std::result::Result<_, _>>()?;
     columns.push(Arc::new(Date32Array::from(days)));
-    Ok(RecordBatch::try_new(events_schema(), columns)?)
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
