@@ -153,7 +153,7 @@ impl Views {
                 waiting.push((file.key.clone(), cached));
             }
         }
-        self.forget_raw_not_in(&listed);
+        self.forget_raw(&listed, project.as_str(), &consumed);
         waiting.sort_by_key(|(key, c)| (c.flushed_at_ms, key.clone()));
 
         let raw = self.deduplicated(project.as_str(), version, &files, &waiting).await?;
@@ -223,9 +223,15 @@ impl Views {
         Ok(Some(cached))
     }
 
-    fn forget_raw_not_in(&self, listed: &[raw::RawFile]) {
+    /// Drops cached raw batches that are gone, or that `project`'s table
+    /// has consumed: they stay in `raw/` for the grace period, but no query
+    /// of this version or later reads them again.
+    fn forget_raw(&self, listed: &[raw::RawFile], project: &str, consumed: &HashMap<String, i64>) {
         let keys: HashSet<&str> = listed.iter().map(|f| f.key.as_str()).collect();
-        self.raw.lock().expect("raw lock").retain(|k, _| keys.contains(k.as_str()));
+        self.raw
+            .lock()
+            .expect("raw lock")
+            .retain(|k, c| keys.contains(k.as_str()) && !(c.project == project && consumed.contains_key(k)));
     }
 
     /// Raw rows minus duplicates (within the raw rows, and against the table).
