@@ -14,7 +14,8 @@ const COMPACTORS: usize = 4;
 /// Rounds per backend: 200 on the local store; 30 on moto in the test
 /// command, whose single-threaded server slows down as the bucket fills (its
 /// create-only put is exercised by every round all the same). Set
-/// `CONTRAIL_RACE_ROUNDS_S3=200` for the full count on S3 (about 12 minutes).
+/// `CONTRAIL_RACE_ROUNDS_S3=N` for more rounds on S3 (200 did not finish in
+/// 20 minutes on the 2-core machine).
 fn rounds(backend: Backend) -> u64 {
     match backend {
         Backend::Local => 200,
