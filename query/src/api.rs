@@ -159,14 +159,7 @@ async fn timeline(
             if let Some(cursor) = &cursor {
                 filter = filter.and(cursor.bound("timestamp", true));
             }
-            let frame = ctx
-                .table("events")
-                .await
-                .and_then(|f| f.filter(filter))
-                .and_then(|f| f.sort(vec![col("timestamp").sort(false, false), col("event_id").sort(false, false)]))
-                .and_then(|f| f.limit(0, Some(limit + 1)))
-                .map_err(Error::from_datafusion)?;
-            Ok(frame)
+            events_in_order(ctx, filter, "timestamp", false, limit + 1).await
         })
         .await?;
     let mut events = event_rows(&result)?;
@@ -177,6 +170,19 @@ async fn timeline(
         None
     };
     Ok(Json(serde_json::json!({ "events": events, "next_cursor": next_cursor })))
+}
+
+/// The first `limit` events matching `filter` in (`time`, `event_id`) order,
+/// ascending or not: the (time, id) pairs are the cursors' positions.
+async fn events_in_order(
+    ctx: datafusion::prelude::SessionContext,
+    filter: Expr,
+    time: &str,
+    ascending: bool,
+    limit: usize,
+) -> Result<datafusion::prelude::DataFrame> {
+    let order = vec![col(time).sort(ascending, false), col("event_id").sort(ascending, false)];
+    Ok(ctx.table("events").await?.filter(filter)?.sort(order)?.limit(0, Some(limit))?)
 }
 
 /// Rows as event objects: JSON-text columns parsed, `project_id` dropped.
@@ -294,12 +300,7 @@ impl Live {
                 if let Some(name) = event {
                     filter = filter.and(col("event").eq(lit(name)));
                 }
-                ctx.table("events")
-                    .await
-                    .and_then(|f| f.filter(filter))
-                    .and_then(|f| f.sort(vec![col("received_at").sort(true, false), col("event_id").sort(true, false)]))
-                    .and_then(|f| f.limit(0, Some(LIVE_BATCH)))
-                    .map_err(Error::from_datafusion)
+                events_in_order(ctx, filter, "received_at", true, LIVE_BATCH).await
             })
             .await?;
         for row in event_rows(&result)? {

@@ -150,6 +150,12 @@ impl Error {
     }
 }
 
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Self::from_datafusion(e)
+    }
+}
+
 impl From<arrow::error::ArrowError> for Error {
     fn from(e: arrow::error::ArrowError) -> Self {
         Self::Engine(format!("arrow: {e}"))

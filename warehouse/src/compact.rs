@@ -17,11 +17,11 @@
 //!   than the grace period; Parquet files of a failed attempt are unreferenced
 //!   and removed by vacuum.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
@@ -31,7 +31,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::Value;
 
-use crate::dedupe::{existing_ids, first_occurrences};
+use crate::dedupe::keep_new;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::raw::{self, RawFile};
@@ -261,26 +261,13 @@ impl Compactor {
         let raw = concat_batches(&batches[0].schema(), &batches)?;
         let events_in = raw.num_rows();
 
-        // Within the run: the first copy (oldest flush) of each id.
+        // The first copy (oldest flush) of each id, minus ids the table holds
+        // in the same or neighbouring dates.
         let ids = raw.column_by_name("event_id").expect("raw schema").as_string::<i32>().clone();
-        let first = first_occurrences(&ids);
         let days = days_of(raw.column_by_name("timestamp").expect("raw schema"));
-
-        // Against the table: the same dates and their neighbours.
-        let mut probe_days = BTreeSet::new();
-        for day in &days {
-            probe_days.extend([day - 1, *day, day + 1]);
-        }
-        let candidates: HashSet<&str> =
-            ids.iter().zip(first.iter()).filter_map(|(id, keep)| if keep == Some(true) { id } else { None }).collect();
         let table_prefix = format!("tables/{project}/");
-        let files_to_probe = table::files_in(table, &probe_days)?;
-        let existing = existing_ids(&self.location.store, &table_prefix, &files_to_probe, &candidates).await?;
-        let keep: BooleanArray = ids
-            .iter()
-            .zip(first.iter())
-            .map(|(id, first)| Some(first == Some(true) && id.is_some_and(|id| !existing.contains(id))))
-            .collect();
+        let table_files = table::all_files(table)?;
+        let keep = keep_new(&self.location.store, &table_prefix, &table_files, &ids, &days).await?;
         let kept = filter_record_batch(&raw, &keep)?;
         let kept_days: Vec<i32> =
             days.iter().zip(keep.iter()).filter(|(_, k)| *k == Some(true)).map(|(d, _)| *d).collect();

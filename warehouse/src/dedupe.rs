@@ -1,6 +1,6 @@
 //! Exactly once: duplicates within a run, and against what the table holds.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, StringArray};
@@ -22,6 +22,34 @@ use crate::table::TableFile;
 pub fn first_occurrences(ids: &StringArray) -> BooleanArray {
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter().map(|id| Some(id.is_some_and(|id| seen.insert(id)))).collect()
+}
+
+/// Which rows to keep: the first copy of each id (rows in flush order,
+/// oldest first), unless the table already holds that id in the row's date
+/// partition or a neighbouring one (`days[i]` is row `i`'s day). The compactor
+/// writes exactly these rows, and queries read raw rows through the same
+/// filter, so what a query counts before compaction it counts after.
+pub async fn keep_new(
+    store: &Arc<dyn ObjectStore>,
+    table_prefix: &str,
+    table_files: &[TableFile],
+    ids: &StringArray,
+    days: &[i32],
+) -> Result<BooleanArray> {
+    let first = first_occurrences(ids);
+    let mut probe_days = BTreeSet::new();
+    for day in days {
+        probe_days.extend([day - 1, *day, day + 1]);
+    }
+    let candidates: HashSet<&str> =
+        ids.iter().zip(first.iter()).filter_map(|(id, keep)| if keep == Some(true) { id } else { None }).collect();
+    let probe: Vec<TableFile> = table_files.iter().filter(|f| probe_days.contains(&f.date)).cloned().collect();
+    let existing = existing_ids(store, table_prefix, &probe, &candidates).await?;
+    Ok(ids
+        .iter()
+        .zip(first.iter())
+        .map(|(id, first)| Some(first == Some(true) && id.is_some_and(|id| !existing.contains(id))))
+        .collect())
 }
 
 /// Which of `candidates` the given table files already hold.

@@ -1,7 +1,7 @@
 //! A project's Delta table: schema, opening or creating it, and reading what
 //! its commits consumed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
@@ -153,11 +153,6 @@ pub struct TableFile {
     pub date: i32,
     /// Size in bytes.
     pub size: i64,
-}
-
-/// The table's current files in the given partitions.
-pub fn files_in(table: &DeltaTable, dates: &BTreeSet<i32>) -> Result<Vec<TableFile>> {
-    Ok(all_files(table)?.into_iter().filter(|f| dates.contains(&f.date)).collect())
 }
 
 /// Every current file of the table.

@@ -51,6 +51,7 @@ impl QueryResult {
 pub struct Engine {
     views: Arc<Views>,
     base: Arc<RuntimeEnv>,
+    store_url: ObjectStoreUrl,
     limits: QueryConfig,
     permits: Semaphore,
 }
@@ -63,12 +64,11 @@ impl Engine {
             // instead of filling the disk the buffer needs.
             .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
             .with_metadata_cache_limit(METADATA_CACHE_BYTES)
-            .build_arc()
-            .map_err(Error::from_datafusion)?;
-        let url = ObjectStoreUrl::parse(STORE_URL).map_err(Error::from_datafusion)?;
-        base.register_object_store(url.as_ref(), location.store.clone());
+            .build_arc()?;
+        let store_url = ObjectStoreUrl::parse(STORE_URL)?;
+        base.register_object_store(store_url.as_ref(), location.store.clone());
         let permits = Semaphore::new(limits.max_concurrent.max(1));
-        Ok(Self { views: Arc::new(Views::new(location)), base, limits, permits })
+        Ok(Self { views: Arc::new(Views::new(location)), base, store_url, limits, permits })
     }
 
     /// The object store queried.
@@ -89,22 +89,19 @@ impl Engine {
     /// Runs one read-only SQL statement for `project`.
     #[tracing::instrument(skip(self, sql), fields(project = %project, rows = tracing::field::Empty))]
     pub async fn sql(&self, project: &ProjectId, sql: &str, max_rows: usize) -> Result<QueryResult> {
-        let started = Instant::now();
-        let statement = sandbox::parse(sql);
-        let result = match statement {
-            Ok(statement) => {
+        let result = self
+            .measured("sql", async {
+                // Parsed before anything is loaded: a refused statement costs no I/O.
+                let statement = sandbox::parse(sql)?;
                 self.bounded(async {
                     let ctx = self.context(project).await?;
-                    let plan = ctx.state().statement_to_plan(statement).await.map_err(Error::from_datafusion)?;
+                    let plan = ctx.state().statement_to_plan(statement).await?;
                     sandbox::check_plan(&plan)?;
-                    let frame = ctx.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
-                    collect(frame, max_rows).await
+                    collect(ctx.execute_logical_plan(plan).await?, max_rows).await
                 })
                 .await
-            }
-            Err(e) => Err(e),
-        };
-        telemetry::query_done("sql", &result, started.elapsed());
+            })
+            .await;
         if let Ok(r) = &result {
             tracing::Span::current().record("rows", r.num_rows());
         }
@@ -124,13 +121,24 @@ impl Engine {
         F: FnOnce(SessionContext) -> Fut,
         Fut: Future<Output = Result<DataFrame>>,
     {
-        let started = Instant::now();
-        let result = self
-            .bounded(async {
+        self.measured(
+            kind,
+            self.bounded(async {
                 let ctx = self.context(project).await?;
                 collect(build(ctx).await?, max_rows).await
-            })
-            .await;
+            }),
+        )
+        .await
+    }
+
+    /// Times a query and records its outcome.
+    async fn measured(
+        &self,
+        kind: &'static str,
+        work: impl Future<Output = Result<QueryResult>>,
+    ) -> Result<QueryResult> {
+        let started = Instant::now();
+        let result = work.await;
         telemetry::query_done(kind, &result, started.elapsed());
         result
     }
@@ -175,29 +183,28 @@ impl Engine {
         let memory = usize::try_from(self.limits.memory_mb << 20).unwrap_or(usize::MAX);
         let runtime = RuntimeEnvBuilder::from_runtime_env(&self.base)
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)))
-            .build_arc()
-            .map_err(Error::from_datafusion)?;
+            .build_arc()?;
         let state =
             SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
         let ctx = SessionContext::new_with_state(state);
-        let url = ObjectStoreUrl::parse(STORE_URL).map_err(Error::from_datafusion)?;
-        let events = EventsTable::new(url, format!("tables/{}/", project.as_str()), view.files, view.raw);
-        ctx.register_table("events", Arc::new(events)).map_err(Error::from_datafusion)?;
+        let events =
+            EventsTable::new(self.store_url.clone(), format!("tables/{}/", project.as_str()), view.files, view.raw);
+        ctx.register_table("events", Arc::new(events))?;
         let rejected = RejectedTable::new(self.views.clone(), project.clone());
-        ctx.register_table("rejected", Arc::new(rejected)).map_err(Error::from_datafusion)?;
+        ctx.register_table("rejected", Arc::new(rejected))?;
         Ok(ctx)
     }
 }
 
 /// Executes `frame`, keeping at most `max_rows` rows and noting whether more existed.
 async fn collect(frame: DataFrame, max_rows: usize) -> Result<QueryResult> {
-    let mut stream = frame.execute_stream().await.map_err(Error::from_datafusion)?;
+    let mut stream = frame.execute_stream().await?;
     let schema = stream.schema();
     let mut batches = Vec::new();
     let mut rows = 0;
     let mut truncated = false;
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(Error::from_datafusion)?;
+        let batch = batch?;
         if rows + batch.num_rows() > max_rows {
             let keep = max_rows - rows;
             if keep > 0 {

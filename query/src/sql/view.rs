@@ -13,15 +13,15 @@
 //! date partition are dropped. What a query counts now is what it will count
 //! after compaction.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use contrail_edge::ProjectId;
 use contrail_warehouse::compact::CLOCK_MARGIN_MS;
-use contrail_warehouse::dedupe::{existing_ids, first_occurrences};
+use contrail_warehouse::dedupe::keep_new;
 use contrail_warehouse::table::{self as delta, PARTITION_COLUMN, TableFile};
 use contrail_warehouse::write::{days_of, to_file_batch};
 use contrail_warehouse::{Location, raw};
@@ -29,10 +29,7 @@ use deltalake::DeltaTable;
 
 use crate::error::Result;
 
-/// Columns of the table's files as the scan reads them: text as `Utf8View`,
-/// which the Parquet reader fills without copying string bytes and which
-/// DataFusion groups, compares and sorts faster than `Utf8`.
-pub fn scan_file_schema() -> SchemaRef {
+static SCAN_FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let files = delta::file_schema();
     let fields: Vec<Field> = files
         .fields()
@@ -43,14 +40,25 @@ pub fn scan_file_schema() -> SchemaRef {
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, files.metadata().clone()))
-}
+});
 
-/// Schema of the `events` table: the scanned file columns plus `date`.
-pub fn events_schema() -> SchemaRef {
+static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let files = scan_file_schema();
     let mut fields: Vec<Field> = files.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(date_field());
     Arc::new(Schema::new_with_metadata(fields, files.metadata().clone()))
+});
+
+/// Columns of the table's files as the scan reads them: text as `Utf8View`,
+/// which the Parquet reader fills without copying string bytes and which
+/// DataFusion groups, compares and sorts faster than `Utf8`.
+pub fn scan_file_schema() -> SchemaRef {
+    SCAN_FILE_SCHEMA.clone()
+}
+
+/// Schema of the `events` table: the scanned file columns plus `date`.
+pub fn events_schema() -> SchemaRef {
+    EVENTS_SCHEMA.clone()
 }
 
 /// The partition column as a field.
@@ -255,30 +263,9 @@ impl Views {
             let batches: Vec<RecordBatch> = waiting.iter().map(|(_, c)| c.rows.clone()).collect();
             let all = concat_batches(&events_schema(), &batches)?;
             let ids = arrow::compute::cast(all.column_by_name("event_id").expect("events schema"), &DataType::Utf8)?;
-            let ids = ids.as_string::<i32>().clone();
-            let first = first_occurrences(&ids);
-            let dates = all
-                .column_by_name(PARTITION_COLUMN)
-                .expect("events schema")
-                .as_primitive::<arrow::datatypes::Date32Type>()
-                .clone();
-            let mut probe_days = BTreeSet::new();
-            for day in dates.values().iter() {
-                probe_days.extend([day - 1, *day, day + 1]);
-            }
-            let candidates: HashSet<&str> = ids
-                .iter()
-                .zip(first.iter())
-                .filter_map(|(id, keep)| if keep == Some(true) { id } else { None })
-                .collect();
-            let probe: Vec<TableFile> = files.iter().filter(|f| probe_days.contains(&f.date)).cloned().collect();
+            let dates = all.column_by_name(PARTITION_COLUMN).expect("events schema").as_primitive::<Date32Type>();
             let prefix = format!("tables/{project}/");
-            let existing = existing_ids(&self.location.store, &prefix, &probe, &candidates).await?;
-            let keep: BooleanArray = ids
-                .iter()
-                .zip(first.iter())
-                .map(|(id, first)| Some(first == Some(true) && id.is_some_and(|id| !existing.contains(id))))
-                .collect();
+            let keep = keep_new(&self.location.store, &prefix, files, ids.as_string::<i32>(), dates.values()).await?;
             Some(filter_record_batch(&all, &keep)?)
         };
         self.deduped
