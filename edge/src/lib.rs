@@ -15,6 +15,7 @@
 
 pub mod body;
 pub mod canonical;
+pub mod cors;
 pub mod encode;
 pub mod error;
 pub mod event;
@@ -24,10 +25,16 @@ pub mod keys;
 pub mod limits;
 pub mod normalise;
 pub mod project;
+pub mod rate;
 pub mod raw_key;
 pub mod schema;
+pub mod settings;
+pub mod shard;
 pub mod useragent;
 pub mod validate;
+
+#[cfg(target_arch = "wasm32")]
+pub mod cloudflare;
 
 pub use error::{EncodeError, IngestError, RejectCode, Rejection};
 pub use event::{Event, MessageType, RejectedMessage};

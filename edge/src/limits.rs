@@ -29,6 +29,15 @@ pub struct Limits {
     pub max_future_ms: i64,
 }
 
+impl Limits {
+    /// Bytes accepted on the wire before decompression: gzip can make
+    /// incompressible data slightly larger than the decoded limit, so the
+    /// transport reads a little more than `max_request_bytes` before refusing.
+    pub fn max_wire_bytes(&self) -> usize {
+        self.max_request_bytes + self.max_request_bytes / 16 + 1024
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

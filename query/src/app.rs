@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use contrail_edge::cors;
 use contrail_edge::{Endpoint, Geo, IngestAnswer, IngestError, IngestRequest, Ingestor, KeyKind, MessageType};
 use metrics_exporter_prometheus::PrometheusHandle;
 use object_store::ObjectStore;
@@ -116,12 +117,6 @@ async fn request_span(request: Request, next: Next) -> Response {
     response
 }
 
-/// Bytes accepted on the wire before decompression: gzip can make
-/// incompressible data slightly larger than the decoded limit.
-fn wire_limit(decoded_limit: usize) -> usize {
-    decoded_limit + decoded_limit / 16 + 1024
-}
-
 #[tracing::instrument(skip_all, fields(project = tracing::field::Empty, messages = tracing::field::Empty))]
 async fn ingest(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -144,7 +139,7 @@ async fn ingest_inner(state: &AppState, request: Request, origin: Option<&str>) 
     let (parts, body) = request.into_parts();
     let endpoint = Endpoint::from_path(parts.uri.path()).ok_or_else(|| Error::NotFound(parts.uri.path().to_owned()))?;
     let limit = state.ingestor.limits().max_request_bytes;
-    let bytes = axum::body::to_bytes(body, wire_limit(limit)).await.map_err(|e| {
+    let bytes = axum::body::to_bytes(body, state.ingestor.limits().max_wire_bytes()).await.map_err(|e| {
         let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || e.to_string().contains("length limit");
         if too_large {
@@ -187,12 +182,7 @@ async fn ingest_inner(state: &AppState, request: Request, origin: Option<&str>) 
 }
 
 fn check_origin(project: Option<&ProjectConfig>, origin: Option<&str>) -> Result<(), IngestError> {
-    match (project, origin) {
-        (Some(p), Some(origin)) if !p.allowed_origins.is_empty() && !p.allowed_origins.iter().any(|o| o == origin) => {
-            Err(IngestError::OriginNotAllowed(origin.to_owned()))
-        }
-        _ => Ok(()),
-    }
+    cors::check_origin(project.map(|p| p.allowed_origins.as_slice()).unwrap_or(&[]), origin)
 }
 
 fn client_ip(extensions: &http::Extensions, headers: &HeaderMap, trust_forwarded_for: bool) -> Option<String> {
@@ -217,10 +207,8 @@ fn allow_origin(headers: &mut HeaderMap, origin: Option<&str>) {
 /// (unless the key is in the query string, when the preflight is checked too).
 async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap, request: Request) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let key = request.uri().query().and_then(|q| {
-        q.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == "writeKey").map(|(_, v)| v.to_owned())
-    });
-    if let Some(project) = key.and_then(|k| state.ingestor.keyring().verify(&k, KeyKind::Write).ok())
+    let key = cors::query_write_key(request.uri().query());
+    if let Some(project) = key.and_then(|k| state.ingestor.keyring().verify(k, KeyKind::Write).ok())
         && let Err(e) = check_origin(state.projects.get(project.as_str()), origin)
     {
         return Error::from(e).into_response();
@@ -232,13 +220,13 @@ async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap, reque
         origin.and_then(|o| HeaderValue::from_str(o).ok()).unwrap_or(HeaderValue::from_static("*")),
     );
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(cors::ALLOW_METHODS));
     let requested = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        requested.unwrap_or(HeaderValue::from_static("Content-Type, Content-Encoding, Authorization, X-Write-Key")),
+        requested.unwrap_or(HeaderValue::from_static(cors::DEFAULT_ALLOW_HEADERS)),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(cors::MAX_AGE_SECS));
     response
 }
 

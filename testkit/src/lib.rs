@@ -1,6 +1,6 @@
 //! Test support shared by the workspace's integration tests: the Python venv
-//! the test setup creates, and the real S3-compatible server (moto) started
-//! from it on 127.0.0.1.
+//! the test setup creates, the real S3-compatible server (moto) started from
+//! it on 127.0.0.1, and the edge Worker under `wrangler dev` ([`wrangler`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use url::Url;
+
+pub mod wrangler;
 
 /// The test venv (`CONTRAIL_VENV`, else `~/.cache/contrail/venv`), made by
 /// `scripts/setup-test-deps`.

@@ -26,8 +26,7 @@ const CORPUS: &str = include_str!("../../../fixtures/ingest/golden.jsonl");
 async fn golden_corpus_requests_produce_exactly_the_expected_rows() {
     let mut failures = Vec::new();
     let mut count = 0;
-    for line in CORPUS.lines().filter(|l| !l.trim().is_empty()) {
-        let case: Value = serde_json::from_str(line).expect("corpus line is JSON");
+    for case in cases() {
         count += 1;
         if let Err(e) = run_case(&case).await {
             failures.push(format!("{}: {e}", case["name"].as_str().unwrap_or("?")));
@@ -57,60 +56,20 @@ async fn run_case(case: &Value) -> Result<(), String> {
     ];
     let substitute = |text: &str| substitutions.iter().fold(text.to_owned(), |acc, (from, to)| acc.replace(from, to));
 
-    let request = &case["request"];
-    let mut body = match (&request["body_text"], &request["body"]) {
-        (Value::String(text), _) => substitute(text).into_bytes(),
-        (_, body) => substitute(&body.to_string()).into_bytes(),
-    };
-    if let Some(pad_to) = request["pad_to"].as_u64() {
-        body.resize(pad_to as usize, b' ');
+    let request = golden_request(case, &substitute);
+    let mut builder = Request::post(&request.uri);
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
     }
-    if request["gzip"].as_bool() == Some(true) {
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-        encoder.write_all(&body).unwrap();
-        body = encoder.finish().unwrap();
-    }
-    let mut uri = request["path"].as_str().unwrap().to_owned();
-    if let Some(query) = request["query"].as_str() {
-        uri = format!("{uri}?{}", substitute(query));
-    }
-    let mut builder = Request::post(uri);
-    for (name, value) in request["headers"].as_object().unwrap() {
-        builder = builder.header(name, substitute(value.as_str().unwrap()));
-    }
-    let mut http_request = builder.body(Body::from(body)).unwrap();
-    if let Some(ip) = request["client_ip"].as_str() {
+    let mut http_request = builder.body(Body::from(request.body)).unwrap();
+    if let Some(ip) = request.client_ip {
         let addr = SocketAddr::new(ip.parse().unwrap(), 40000);
         http_request.extensions_mut().insert(ConnectInfo(addr));
     }
     let (status, _, answer) = t.send(http_request).await;
+    check_answer(case, status.as_u16(), &answer)?;
 
     let expect = &case["expect"];
-    if status.as_u16() as u64 != expect["status"].as_u64().unwrap() {
-        return Err(format!("status {status}, expected {}; body {answer}", expect["status"]));
-    }
-    if let Some(code) = expect["error_code"].as_str() {
-        let message = answer["error"]["message"].as_str().unwrap_or("");
-        if answer["error"]["code"] != code || message.len() < 10 {
-            return Err(format!("error body {answer}, expected code {code} with a message"));
-        }
-    }
-    if let Some(expected) = expect.get("answer") {
-        let rejected: Vec<Value> = answer["rejected"]
-            .as_array()
-            .ok_or("answer has no rejected list")?
-            .iter()
-            .map(|r| {
-                assert!(r["error"].as_str().is_some_and(|e| e.len() > 10), "rejection without a message: {r}");
-                json!({"index": r["index"], "code": r["code"]})
-            })
-            .collect();
-        let got = json!({"accepted": answer["accepted"], "duplicates": answer["duplicates"], "rejected": rejected});
-        if &got != expected {
-            return Err(format!("answer {got}, expected {expected}"));
-        }
-    }
-
     t.flush().await;
     let rows: Vec<Value> = t.raw_events().await.iter().map(row_json).collect();
     let expected_rows: Vec<Value> = expect["rows"].as_array().unwrap().iter().map(full_row).collect();
@@ -134,6 +93,81 @@ async fn run_case(case: &Value) -> Result<(), String> {
         .collect();
     if quarantined != expect["quarantined"].as_array().unwrap().clone() {
         return Err(format!("quarantine {quarantined:?}, expected {}", expect["quarantined"]));
+    }
+    Ok(())
+}
+
+/// The corpus cases, parsed.
+pub fn cases() -> Vec<Value> {
+    CORPUS
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("corpus line is JSON"))
+        .collect()
+}
+
+/// A corpus request, keys substituted and body encoded as the case says.
+pub struct GoldenRequest {
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub client_ip: Option<String>,
+}
+
+pub fn golden_request(case: &Value, substitute: &dyn Fn(&str) -> String) -> GoldenRequest {
+    let request = &case["request"];
+    let mut body = match (&request["body_text"], &request["body"]) {
+        (Value::String(text), _) => substitute(text).into_bytes(),
+        (_, body) => substitute(&body.to_string()).into_bytes(),
+    };
+    if let Some(pad_to) = request["pad_to"].as_u64() {
+        body.resize(pad_to as usize, b' ');
+    }
+    if request["gzip"].as_bool() == Some(true) {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(&body).unwrap();
+        body = encoder.finish().unwrap();
+    }
+    let mut uri = request["path"].as_str().unwrap().to_owned();
+    if let Some(query) = request["query"].as_str() {
+        uri = format!("{uri}?{}", substitute(query));
+    }
+    let headers = request["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| (name.clone(), substitute(value.as_str().unwrap())))
+        .collect();
+    GoldenRequest { uri, headers, body, client_ip: request["client_ip"].as_str().map(str::to_owned) }
+}
+
+/// Checks a case's status, error code and answer (accepted, duplicates, and
+/// the index and code of each rejection, each with a message).
+pub fn check_answer(case: &Value, status: u16, answer: &Value) -> Result<(), String> {
+    let expect = &case["expect"];
+    if status as u64 != expect["status"].as_u64().unwrap() {
+        return Err(format!("status {status}, expected {}; body {answer}", expect["status"]));
+    }
+    if let Some(code) = expect["error_code"].as_str() {
+        let message = answer["error"]["message"].as_str().unwrap_or("");
+        if answer["error"]["code"] != code || message.len() < 10 {
+            return Err(format!("error body {answer}, expected code {code} with a message"));
+        }
+    }
+    if let Some(expected) = expect.get("answer") {
+        let rejected: Vec<Value> = answer["rejected"]
+            .as_array()
+            .ok_or("answer has no rejected list")?
+            .iter()
+            .map(|r| {
+                assert!(r["error"].as_str().is_some_and(|e| e.len() > 10), "rejection without a message: {r}");
+                json!({"index": r["index"], "code": r["code"]})
+            })
+            .collect();
+        let got = json!({"accepted": answer["accepted"], "duplicates": answer["duplicates"], "rejected": rejected});
+        if &got != expected {
+            return Err(format!("answer {got}, expected {expected}"));
+        }
     }
     Ok(())
 }

@@ -13,3 +13,4 @@ mod s3;
 mod slt;
 mod sql;
 mod tenancy;
+mod worker;

@@ -1,0 +1,191 @@
+//! The alarm's flush: buffered rows to R2 as raw Arrow batches, exactly once.
+//!
+//! 1. **Plan**: the next flush sequence number, the last row it covers and its
+//!    time are stored before anything is written, so a retry (the alarm is
+//!    at-least-once, and may die mid-flush) redoes the very same flush.
+//! 2. **Put** the batch under `raw/region=…/date=…/<uuidv7>.arrow`, whose id
+//!    derives from the object's name and the flush sequence, create-only, with
+//!    a SHA-256 of its rows in the object's metadata. If the key exists, an
+//!    earlier attempt of this flush wrote it: accepted only if its digest is
+//!    that of exactly these rows. (Comparing digests rather than decoding the
+//!    object keeps the Arrow IPC reader, a third of the module, out of the
+//!    Worker, and survives an encoder change between attempts.)
+//! 3. **Finish**: delete the rows and advance the sequence, in one commit.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use worker::{Bucket, Conditional, Env, SqlStorage, State};
+
+use super::binding;
+use super::buffer::{KIND_EVENT, KIND_REJECTED, meta, pending, set_meta};
+use super::error::Error;
+use crate::encode::{encode_events, encode_rejected};
+use crate::event::{Event, RejectedMessage};
+use crate::raw_key::{RAW_PREFIX, REJECTED_PREFIX, batch_key};
+use crate::settings::BufferSettings;
+use crate::shard::BufferName;
+
+/// Flushes per alarm at most; the alarm re-arms for the rest.
+const MAX_FLUSHES_PER_ALARM: usize = 8;
+
+/// A flush in progress.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct Plan {
+    next_seq: i64,
+    plan_upto: Option<i64>,
+    plan_at_ms: Option<i64>,
+}
+
+/// Flushes while something is due: a threshold reached or rows older than the interval.
+pub(crate) async fn flush_due(state: &State, env: &Env, settings: &BufferSettings, now_ms: i64) -> Result<(), Error> {
+    let sql = state.storage().sql();
+    let Some(name) = meta(&sql, "buffer")? else {
+        return Ok(()); // never stored anything
+    };
+    let name = BufferName::parse(&name).ok_or_else(|| Error::Runtime(format!("bad buffer name {name:?}")))?;
+    let bucket = env.bucket(binding::RAW)?;
+    for _ in 0..MAX_FLUSHES_PER_ALARM {
+        let in_progress = current_plan(&sql)?.filter(|p| p.plan_upto.is_some());
+        let plan = match in_progress {
+            Some(plan) => plan,
+            None => {
+                let pending = pending(&sql)?;
+                let due = pending.oldest_ms.is_some_and(|t| t + settings.flush_interval_ms <= now_ms)
+                    || pending.rows as usize >= settings.flush_events
+                    || pending.bytes as usize >= settings.flush_bytes;
+                if !due {
+                    break;
+                }
+                match new_plan(&sql, settings.flush_events, now_ms)? {
+                    Some(plan) => plan,
+                    None => break,
+                }
+            }
+        };
+        write(&sql, &bucket, &name, &plan, env).await?;
+        finish(&sql, &plan)?;
+    }
+    Ok(())
+}
+
+fn current_plan(sql: &SqlStorage) -> Result<Option<Plan>, Error> {
+    let rows: Vec<Plan> =
+        sql.exec("SELECT next_seq, plan_upto, plan_at_ms FROM flush WHERE id = 0", None)?.to_array()?;
+    Ok(rows.into_iter().next())
+}
+
+/// Records the flush of the oldest `max_rows` rows, or `None` if nothing is buffered.
+fn new_plan(sql: &SqlStorage, max_rows: usize, now_ms: i64) -> Result<Option<Plan>, Error> {
+    #[derive(Deserialize)]
+    struct Upto {
+        upto: Option<i64>,
+    }
+    let upto: Upto = sql
+        .exec(
+            "SELECT max(seq) AS upto FROM (SELECT seq FROM rows ORDER BY seq LIMIT ?)",
+            vec![(max_rows as i64).into()],
+        )?
+        .one()?;
+    let Some(upto) = upto.upto else {
+        return Ok(None);
+    };
+    let next_seq = current_plan(sql)?.map_or(0, |p| p.next_seq);
+    sql.exec(
+        "INSERT OR REPLACE INTO flush (id, next_seq, plan_upto, plan_at_ms) VALUES (0, ?, ?, ?)",
+        vec![next_seq.into(), upto.into(), now_ms.into()],
+    )?;
+    Ok(Some(Plan { next_seq, plan_upto: Some(upto), plan_at_ms: Some(now_ms) }))
+}
+
+async fn write(sql: &SqlStorage, bucket: &Bucket, name: &BufferName, plan: &Plan, env: &Env) -> Result<(), Error> {
+    #[derive(Deserialize)]
+    struct Row {
+        kind: i64,
+        body: String,
+    }
+    let (upto, at_ms) = (plan.plan_upto.unwrap_or(-1), plan.plan_at_ms.unwrap_or(0));
+    let rows: Vec<Row> =
+        sql.exec("SELECT kind, body FROM rows WHERE seq <= ? ORDER BY seq", vec![upto.into()])?.to_array()?;
+    let (mut events, mut rejected): (Vec<Event>, Vec<RejectedMessage>) = (Vec::new(), Vec::new());
+    let (mut events_digest, mut rejected_digest) = (Sha256::new(), Sha256::new());
+    for row in rows {
+        let digest = match row.kind {
+            KIND_EVENT => {
+                events.push(serde_json::from_str(&row.body)?);
+                &mut events_digest
+            }
+            KIND_REJECTED => {
+                rejected.push(serde_json::from_str(&row.body)?);
+                &mut rejected_digest
+            }
+            other => return Err(Error::Runtime(format!("unknown row kind {other}"))),
+        };
+        digest.update((row.body.len() as u64).to_be_bytes());
+        digest.update(row.body.as_bytes());
+    }
+    let identity = name.to_string();
+    let seq = plan.next_seq as u64;
+    if !events.is_empty() {
+        let key = batch_key(RAW_PREFIX, &name.region, at_ms, &identity, seq);
+        let bytes = encode_events(&events).map_err(|e| Error::Runtime(e.to_string()))?;
+        put_once(bucket, &key, bytes, events_digest).await?;
+        inject_fault(sql, env)?;
+    }
+    if !rejected.is_empty() {
+        let key = batch_key(REJECTED_PREFIX, &name.region, at_ms, &identity, seq);
+        let bytes = encode_rejected(&rejected).map_err(|e| Error::Runtime(e.to_string()))?;
+        put_once(bucket, &key, bytes, rejected_digest).await?;
+    }
+    Ok(())
+}
+
+/// Object metadata holding the SHA-256 of the rows a batch was encoded from.
+const ROWS_DIGEST: &str = "contrail-rows-sha256";
+
+/// Create-only put. An existing object under the key is this flush's own
+/// earlier attempt if it carries the digest of exactly the same rows; anything
+/// else is a collision that must not be papered over (the rows stay buffered).
+async fn put_once(bucket: &Bucket, key: &str, bytes: Vec<u8>, rows: Sha256) -> Result<(), Error> {
+    let digest: String = rows.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let only_if_absent = Conditional { etag_does_not_match: Some("*".into()), ..Conditional::default() };
+    let metadata = HashMap::from([(ROWS_DIGEST.to_owned(), digest.clone())]);
+    let put = bucket.put(key, bytes).custom_metadata(metadata).only_if(only_if_absent);
+    if put.execute().await?.is_some() {
+        return Ok(());
+    }
+    let existing = bucket
+        .head(key)
+        .await?
+        .ok_or_else(|| Error::Runtime(format!("create-only put of {key} was refused but the object does not exist")))?;
+    if existing.custom_metadata()?.get(ROWS_DIGEST) == Some(&digest) {
+        worker::console_log!("{key} was written by an earlier attempt of this flush; not writing it again");
+        Ok(())
+    } else {
+        Err(Error::Runtime(format!("{key} exists with other rows: refusing to overwrite it")))
+    }
+}
+
+/// Removes the flushed rows and ends the plan, in one commit.
+fn finish(sql: &SqlStorage, plan: &Plan) -> Result<(), Error> {
+    sql.exec("DELETE FROM rows WHERE seq <= ?", vec![plan.plan_upto.unwrap_or(-1).into()])?;
+    sql.exec(
+        "UPDATE flush SET next_seq = ?, plan_upto = NULL, plan_at_ms = NULL WHERE id = 0",
+        vec![(plan.next_seq + 1).into()],
+    )?;
+    Ok(())
+}
+
+/// Test hook, named as such: with `CONTRAIL_TEST_FAULT=fail_after_put`, the
+/// first flush of each object fails right after its put, as if the isolate
+/// died before finishing, so that tests can watch the retry find its own
+/// object and write nothing twice. Unset in any real deployment.
+fn inject_fault(sql: &SqlStorage, env: &Env) -> Result<(), Error> {
+    let fault = env.var("CONTRAIL_TEST_FAULT").map(|v| v.to_string()).unwrap_or_default();
+    if fault == "fail_after_put" && meta(sql, "fault_injected")?.is_none() {
+        set_meta(sql, "fault_injected", "1")?;
+        return Err(Error::Runtime("injected fault: failing after the put (CONTRAIL_TEST_FAULT)".into()));
+    }
+    Ok(())
+}
