@@ -74,7 +74,9 @@ impl Error {
             }
             Self::Runtime(detail) => {
                 worker::console_error!("runtime error: {detail}");
-                "events could not be stored just now; nothing in this request was acknowledged: retry".to_owned()
+                "events could not all be stored just now: retry the request (events that were stored are \
+                 recognised as duplicates)"
+                    .to_owned()
             }
             other => other.to_string(),
         };

@@ -39,6 +39,7 @@ pub async fn fetch(mut request: Request, env: Env, _ctx: Context) -> worker::Res
         && let Some(origin) = &origin
     {
         response.headers_mut().set("Access-Control-Allow-Origin", origin)?;
+        response.headers_mut().set("Access-Control-Expose-Headers", "Retry-After")?;
         response.headers_mut().set("Vary", "Origin")?;
     }
     // One structured line per request: Workers Logs indexes JSON fields.
@@ -101,18 +102,24 @@ async fn ingest(request: &mut Request, env: &Env, endpoint: Endpoint, origin: Op
     let region = region_of(settings.region.as_deref(), cf.get("continent").as_deref());
     let shards = settings.shards.of(&prepared.project);
     let buffer = |shard| BufferName { project: prepared.project.as_str().to_owned(), region: region.clone(), shard };
-    // The write key's own shard takes the rate-limit token and the
-    // quarantine, and is written first: a 429 leaves nothing stored anywhere.
-    let home = shard_of(&write_key, shards);
-    let mut by_shard: BTreeMap<u32, Vec<Cow<'_, Event>>> = BTreeMap::new();
+    // One object per request takes the rate-limit token and the quarantine
+    // and is written first, so a 429 leaves nothing stored anywhere: the shard
+    // of the request's first event, so that a busy write key's requests spread
+    // over the shards (each holding 1/shards of the key's bucket) instead of
+    // all queueing at one object.
+    let home =
+        prepared.events.first().map_or_else(|| shard_of(&write_key, shards), |(_, e)| shard_of(&e.event_id, shards));
+    let mut by_shard: BTreeMap<u32, Vec<&Event>> = BTreeMap::new();
     for (_, event) in &prepared.events {
-        by_shard.entry(shard_of(&event.event_id, shards)).or_default().push(Cow::Borrowed(event));
+        by_shard.entry(shard_of(&event.event_id, shards)).or_default().push(event);
     }
     let home_request = StoreRequest {
         buffer: buffer(home).to_string(),
         now_ms,
         rate_key: Some(write_key.clone()),
-        events: by_shard.remove(&home).unwrap_or_default(),
+        rate_shards: shards,
+        ids: ids_of(by_shard.get(&home)),
+        events: serde_json::value::to_raw_value(&by_shard.remove(&home).unwrap_or_default())?,
         rejected: Cow::Borrowed(&prepared.rejected),
     };
     let namespace = env.durable_object(binding::BUFFERS)?;
@@ -122,20 +129,28 @@ async fn ingest(request: &mut Request, env: &Env, endpoint: Endpoint, origin: Op
             return Err(IngestError::RateLimited { retry_after_secs }.into());
         }
     };
-    let others = by_shard.into_iter().map(|(shard, events)| StoreRequest {
-        buffer: buffer(shard).to_string(),
-        now_ms,
-        rate_key: None,
-        events,
-        rejected: Cow::Borrowed(&[]),
-    });
-    let others: Vec<StoreRequest<'_>> = others.collect();
+    let mut others = Vec::with_capacity(by_shard.len());
+    for (shard, events) in &by_shard {
+        others.push(StoreRequest {
+            buffer: buffer(*shard).to_string(),
+            now_ms,
+            rate_key: None,
+            rate_shards: shards,
+            ids: ids_of(Some(events)),
+            events: serde_json::value::to_raw_value(events)?,
+            rejected: Cow::Borrowed(&[]),
+        });
+    }
     for answer in try_join_all(others.iter().map(|r| store(&namespace, r))).await? {
         if let StoreAnswer::Stored { duplicates: d } = answer {
             duplicates += d;
         }
     }
     answer(&prepared, duplicates)
+}
+
+fn ids_of<'a>(events: Option<&Vec<&'a Event>>) -> Vec<Cow<'a, str>> {
+    events.map_or_else(Vec::new, |events| events.iter().map(|e| Cow::Borrowed(e.event_id.as_str())).collect())
 }
 
 fn answer(prepared: &Prepared, duplicates: usize) -> Result<Response, Error> {

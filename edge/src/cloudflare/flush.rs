@@ -1,16 +1,19 @@
-//! The alarm's flush: buffered rows to R2 as raw Arrow batches, exactly once.
+//! The alarm's flush: buffered chunks to R2 as raw Arrow batches, exactly once.
 //!
-//! 1. **Plan**: the next flush sequence number, the last row it covers and its
+//! 1. **Plan**: the next flush sequence number, the last chunk it covers and its
 //!    time are stored before anything is written, so a retry (the alarm is
 //!    at-least-once, and may die mid-flush) redoes the very same flush.
 //! 2. **Put** the batch under `raw/region=…/date=…/<uuidv7>.arrow`, whose id
 //!    derives from the object's name and the flush sequence, create-only, with
-//!    a SHA-256 of its rows in the object's metadata. If the key exists, an
+//!    a SHA-256 of its chunks in the object's metadata. If the key exists, an
 //!    earlier attempt of this flush wrote it: accepted only if its digest is
-//!    that of exactly these rows. (Comparing digests rather than decoding the
+//!    that of exactly these chunks. (Comparing digests rather than decoding the
 //!    object keeps the Arrow IPC reader, a third of the module, out of the
 //!    Worker, and survives an encoder change between attempts.)
-//! 3. **Finish**: delete the rows and advance the sequence, in one commit.
+//! 3. **Finish**: delete the chunks and advance the sequence, in one commit.
+//!
+//! A flush takes whole chunks, oldest first, up to `flush_events` events and
+//! `flush_bytes` bytes, and at least one chunk (a chunk is never split).
 
 use std::collections::HashMap;
 
@@ -30,12 +33,26 @@ use crate::shard::BufferName;
 /// Flushes per alarm at most; the alarm re-arms for the rest.
 const MAX_FLUSHES_PER_ALARM: usize = 8;
 
-/// A flush in progress.
+/// The `flush` row: the next sequence number and the flush in progress, if any.
 #[derive(Debug, Clone, Copy, Deserialize)]
-struct Plan {
+struct FlushRow {
     next_seq: i64,
     plan_upto: Option<i64>,
     plan_at_ms: Option<i64>,
+}
+
+/// A flush in progress: sequence number, last chunk covered, flush time.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    seq: i64,
+    upto: i64,
+    at_ms: i64,
+}
+
+impl FlushRow {
+    fn plan(self) -> Option<Plan> {
+        Some(Plan { seq: self.next_seq, upto: self.plan_upto?, at_ms: self.plan_at_ms? })
+    }
 }
 
 /// Flushes while something is due: a threshold reached or rows older than the interval.
@@ -47,18 +64,18 @@ pub(crate) async fn flush_due(state: &State, env: &Env, settings: &BufferSetting
     let name = BufferName::parse(&name).ok_or_else(|| Error::Runtime(format!("bad buffer name {name:?}")))?;
     let bucket = env.bucket(binding::RAW)?;
     for _ in 0..MAX_FLUSHES_PER_ALARM {
-        let in_progress = current_plan(&sql)?.filter(|p| p.plan_upto.is_some());
+        let in_progress = flush_row(&sql)?.and_then(FlushRow::plan);
         let plan = match in_progress {
             Some(plan) => plan,
             None => {
                 let pending = pending(&sql)?;
                 let due = pending.oldest_ms.is_some_and(|t| t + settings.flush_interval_ms <= now_ms)
-                    || pending.rows as usize >= settings.flush_events
+                    || pending.messages as usize >= settings.flush_events
                     || pending.bytes as usize >= settings.flush_bytes;
                 if !due {
                     break;
                 }
-                match new_plan(&sql, settings.flush_events, now_ms)? {
+                match new_plan(&sql, settings, now_ms)? {
                     Some(plan) => plan,
                     None => break,
                 }
@@ -70,33 +87,38 @@ pub(crate) async fn flush_due(state: &State, env: &Env, settings: &BufferSetting
     Ok(())
 }
 
-fn current_plan(sql: &SqlStorage) -> Result<Option<Plan>, Error> {
-    let rows: Vec<Plan> =
+fn flush_row(sql: &SqlStorage) -> Result<Option<FlushRow>, Error> {
+    let rows: Vec<FlushRow> =
         sql.exec("SELECT next_seq, plan_upto, plan_at_ms FROM flush WHERE id = 0", None)?.to_array()?;
     Ok(rows.into_iter().next())
 }
 
-/// Records the flush of the oldest `max_rows` rows, or `None` if nothing is buffered.
-fn new_plan(sql: &SqlStorage, max_rows: usize, now_ms: i64) -> Result<Option<Plan>, Error> {
+/// Records the flush of the oldest chunks holding up to `flush_events` events
+/// and `flush_bytes` bytes (at least one chunk), or `None` if nothing is
+/// buffered. The byte bound keeps a flush within the object's memory whatever
+/// the events' sizes.
+fn new_plan(sql: &SqlStorage, settings: &BufferSettings, now_ms: i64) -> Result<Option<Plan>, Error> {
     #[derive(Deserialize)]
     struct Upto {
         upto: Option<i64>,
     }
     let upto: Upto = sql
         .exec(
-            "SELECT max(seq) AS upto FROM (SELECT seq FROM rows ORDER BY seq LIMIT ?)",
-            vec![(max_rows as i64).into()],
+            "SELECT max(seq) AS upto FROM (SELECT seq, sum(events) OVER w AS total_events, \
+             sum(bytes) OVER w AS total_bytes, row_number() OVER w AS n FROM chunks WINDOW w AS (ORDER BY seq)) \
+             WHERE (total_events <= ? AND total_bytes <= ?) OR n = 1",
+            vec![(settings.flush_events as i64).into(), (settings.flush_bytes as i64).into()],
         )?
         .one()?;
     let Some(upto) = upto.upto else {
         return Ok(None);
     };
-    let next_seq = current_plan(sql)?.map_or(0, |p| p.next_seq);
+    let seq = flush_row(sql)?.map_or(0, |row| row.next_seq);
     sql.exec(
         "INSERT OR REPLACE INTO flush (id, next_seq, plan_upto, plan_at_ms) VALUES (0, ?, ?, ?)",
-        vec![next_seq.into(), upto.into(), now_ms.into()],
+        vec![seq.into(), upto.into(), now_ms.into()],
     )?;
-    Ok(Some(Plan { next_seq, plan_upto: Some(upto), plan_at_ms: Some(now_ms) }))
+    Ok(Some(Plan { seq, upto, at_ms: now_ms }))
 }
 
 async fn write(sql: &SqlStorage, bucket: &Bucket, name: &BufferName, plan: &Plan, env: &Env) -> Result<(), Error> {
@@ -105,28 +127,28 @@ async fn write(sql: &SqlStorage, bucket: &Bucket, name: &BufferName, plan: &Plan
         kind: i64,
         body: String,
     }
-    let (upto, at_ms) = (plan.plan_upto.unwrap_or(-1), plan.plan_at_ms.unwrap_or(0));
-    let rows: Vec<Row> =
-        sql.exec("SELECT kind, body FROM rows WHERE seq <= ? ORDER BY seq", vec![upto.into()])?.to_array()?;
+    let (upto, at_ms) = (plan.upto, plan.at_ms);
+    let chunks: Vec<Row> =
+        sql.exec("SELECT kind, body FROM chunks WHERE seq <= ? ORDER BY seq", vec![upto.into()])?.to_array()?;
     let (mut events, mut rejected): (Vec<Event>, Vec<RejectedMessage>) = (Vec::new(), Vec::new());
     let (mut events_digest, mut rejected_digest) = (Sha256::new(), Sha256::new());
-    for row in rows {
-        let digest = match row.kind {
+    for chunk in chunks {
+        let digest = match chunk.kind {
             KIND_EVENT => {
-                events.push(serde_json::from_str(&row.body)?);
+                events.extend(serde_json::from_str::<Vec<Event>>(&chunk.body)?);
                 &mut events_digest
             }
             KIND_REJECTED => {
-                rejected.push(serde_json::from_str(&row.body)?);
+                rejected.extend(serde_json::from_str::<Vec<RejectedMessage>>(&chunk.body)?);
                 &mut rejected_digest
             }
-            other => return Err(Error::Runtime(format!("unknown row kind {other}"))),
+            other => return Err(Error::Runtime(format!("unknown chunk kind {other}"))),
         };
-        digest.update((row.body.len() as u64).to_be_bytes());
-        digest.update(row.body.as_bytes());
+        digest.update((chunk.body.len() as u64).to_be_bytes());
+        digest.update(chunk.body.as_bytes());
     }
     let identity = name.to_string();
-    let seq = plan.next_seq as u64;
+    let seq = plan.seq as u64;
     if !events.is_empty() {
         let key = batch_key(RAW_PREFIX, &name.region, at_ms, &identity, seq);
         let bytes = encode_events(&events).map_err(|e| Error::Runtime(e.to_string()))?;
@@ -141,16 +163,17 @@ async fn write(sql: &SqlStorage, bucket: &Bucket, name: &BufferName, plan: &Plan
     Ok(())
 }
 
-/// Object metadata holding the SHA-256 of the rows a batch was encoded from.
-const ROWS_DIGEST: &str = "contrail-rows-sha256";
+/// Object metadata holding the SHA-256 of the chunks a batch was encoded from.
+const CHUNKS_DIGEST: &str = "contrail-chunks-sha256";
 
 /// Create-only put. An existing object under the key is this flush's own
-/// earlier attempt if it carries the digest of exactly the same rows; anything
-/// else is a collision that must not be papered over (the rows stay buffered).
-async fn put_once(bucket: &Bucket, key: &str, bytes: Vec<u8>, rows: Sha256) -> Result<(), Error> {
-    let digest: String = rows.finalize().iter().map(|b| format!("{b:02x}")).collect();
+/// earlier attempt if it carries the digest of exactly the same chunks;
+/// anything else is a collision that must not be papered over (the chunks
+/// stay buffered).
+async fn put_once(bucket: &Bucket, key: &str, bytes: Vec<u8>, chunks: Sha256) -> Result<(), Error> {
+    let digest: String = chunks.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let only_if_absent = Conditional { etag_does_not_match: Some("*".into()), ..Conditional::default() };
-    let metadata = HashMap::from([(ROWS_DIGEST.to_owned(), digest.clone())]);
+    let metadata = HashMap::from([(CHUNKS_DIGEST.to_owned(), digest.clone())]);
     let put = bucket.put(key, bytes).custom_metadata(metadata).only_if(only_if_absent);
     if put.execute().await?.is_some() {
         return Ok(());
@@ -159,20 +182,20 @@ async fn put_once(bucket: &Bucket, key: &str, bytes: Vec<u8>, rows: Sha256) -> R
         .head(key)
         .await?
         .ok_or_else(|| Error::Runtime(format!("create-only put of {key} was refused but the object does not exist")))?;
-    if existing.custom_metadata()?.get(ROWS_DIGEST) == Some(&digest) {
+    if existing.custom_metadata()?.get(CHUNKS_DIGEST) == Some(&digest) {
         worker::console_log!("{key} was written by an earlier attempt of this flush; not writing it again");
         Ok(())
     } else {
-        Err(Error::Runtime(format!("{key} exists with other rows: refusing to overwrite it")))
+        Err(Error::Runtime(format!("{key} exists with other events: refusing to overwrite it")))
     }
 }
 
-/// Removes the flushed rows and ends the plan, in one commit.
+/// Removes the flushed chunks and ends the plan, in one commit.
 fn finish(sql: &SqlStorage, plan: &Plan) -> Result<(), Error> {
-    sql.exec("DELETE FROM rows WHERE seq <= ?", vec![plan.plan_upto.unwrap_or(-1).into()])?;
+    sql.exec("DELETE FROM chunks WHERE seq <= ?", vec![plan.upto.into()])?;
     sql.exec(
         "UPDATE flush SET next_seq = ?, plan_upto = NULL, plan_at_ms = NULL WHERE id = 0",
-        vec![(plan.next_seq + 1).into()],
+        vec![(plan.seq + 1).into()],
     )?;
     Ok(())
 }

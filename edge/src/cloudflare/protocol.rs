@@ -1,11 +1,14 @@
-//! What the Worker sends a buffer object, and what it answers. Internal to
-//! one deployment (both ends always run the same build).
+//! What the Worker sends a buffer object, and what it answers. Both ends of a
+//! call run the same build, but what an object stored (events as the
+//! contract's JSON) outlives builds: `Event` fields are only ever added as
+//! `Option`s, which an older chunk decodes to `None`.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-use crate::event::{Event, RejectedMessage};
+use crate::event::RejectedMessage;
 
 /// Path of the store call (the host is ignored by the runtime).
 pub(crate) const STORE_URL: &str = "https://buffer/store";
@@ -21,8 +24,17 @@ pub(crate) struct StoreRequest<'a> {
     /// Take a rate-limit token for this write key first (sent to exactly one
     /// object per request, before any other object is written).
     pub rate_key: Option<String>,
-    /// Events whose id hashes to this object's shard.
-    pub events: Vec<Cow<'a, Event>>,
+    /// How many objects share the key's bucket: each holds this fraction of
+    /// the rate and burst, so the key's limit holds across them on average.
+    pub rate_shards: u32,
+    /// The ids of `events`, in order: all the object needs to dedupe.
+    #[serde(borrow)]
+    pub ids: Vec<Cow<'a, str>>,
+    /// Events whose id hashes to this object's shard, as one JSON array of
+    /// the contract's event objects. The object stores each element's text as
+    /// it is (SQLite's `json_each` splits the array) and never decodes an
+    /// event until it flushes.
+    pub events: Box<RawValue>,
     /// The request's rejected messages, for quarantine.
     pub rejected: Cow<'a, [RejectedMessage]>,
 }

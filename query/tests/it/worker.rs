@@ -228,8 +228,16 @@ async fn worker_refuses_what_serve_refuses_with_the_same_bodies() {
     assert_eq!(answer["error"]["code"], "payload_too_large", "{answer}");
 }
 
-/// A write key's bucket empties: 429 with `Retry-After` and the error body;
-/// nothing of a refused request is stored; another key is unaffected.
+/// An id whose shard is `shard` of `shards`, starting with `prefix`.
+fn id_on_shard(prefix: &str, shard: u32, shards: u32) -> String {
+    (0..).map(|i| format!("{prefix}-{i}")).find(|id| contrail_edge::shard::shard_of(id, shards) == shard).unwrap()
+}
+
+/// A write key's bucket empties: 429 with `Retry-After` and the error body,
+/// and nothing of the refused request is stored, on any shard. The bucket is
+/// split over the shards (the shard of a request's first event takes the
+/// token), so a busy key does not queue at one object; another key is
+/// unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_rate_limits_per_write_key_and_stores_nothing_refused() {
     let _one = exclusive();
@@ -237,35 +245,41 @@ async fn worker_rate_limits_per_write_key_and_stores_nothing_refused() {
     let worker = start(
         dir.path(),
         &[
-            ("CONTRAIL_INGEST_RATE_LIMIT_PER_SEC", "0.2"),
-            ("CONTRAIL_INGEST_RATE_LIMIT_BURST", "2"),
+            ("CONTRAIL_INGEST_RATE_LIMIT_PER_SEC", "0.3"),
+            ("CONTRAIL_INGEST_RATE_LIMIT_BURST", "3"),
             ("CONTRAIL_BUFFER_FLUSH_INTERVAL_MS", "200"),
             ("CONTRAIL_BUFFER_SHARDS", "3"),
         ],
     );
     let http = client();
     let demo = key(KeyKind::Write, "demo");
-    let batch = |n: usize| -> Vec<Value> { (0..20).map(|i| track(&format!("r{n}-{i}"), "u")).collect() };
-    for n in 0..2 {
-        let (status, _, answer) = post_batch(&http, &worker, &demo, &batch(n)).await;
-        assert_eq!((status, answer["accepted"].as_u64()), (200, Some(20)), "{answer}");
-    }
-    let (status, headers, answer) = post_batch(&http, &worker, &demo, &batch(2)).await;
-    assert_eq!(status, 429, "{answer}");
+    // 20 events on all three shards, led by an event on `home`.
+    let batch = |name: &str, home: u32| -> Vec<Value> {
+        let mut events = vec![track(&id_on_shard(name, home, 3), "u")];
+        events.extend((0..19).map(|i| track(&format!("{name}-x{i}"), "u")));
+        events
+    };
+    let (status, _, answer) = post_batch(&http, &worker, &demo, &batch("a", 0)).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(20)), "{answer}");
+    let (status, headers, answer) = post_batch(&http, &worker, &demo, &batch("b", 0)).await;
+    assert_eq!(status, 429, "shard 0's share of the bucket (one request) is spent: {answer}");
     assert_eq!(answer["error"]["code"], "rate_limited");
+    assert!(answer["error"]["message"].as_str().is_some_and(|m| m.contains("retry after")), "{answer}");
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    assert!((1..=10).contains(&retry), "Retry-After {retry}");
+    let (status, _, answer) = post_batch(&http, &worker, &demo, &batch("c", 1)).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(20)), "shard 1 has its own share: {answer}");
     let other = key(KeyKind::Write, "other");
-    let (status, _, _) = post_batch(&http, &worker, &other, &[track("o-1", "u")]).await;
+    let (status, _, _) = post_batch(&http, &worker, &other, &batch("o", 0)).await;
     assert_eq!(status, 200, "buckets are per write key");
 
     let out = dir.path().join("r2");
     let files = await_raw(&worker, &out, Duration::from_secs(30), |files| {
-        files.iter().map(|(_, e)| e.len()).sum::<usize>() >= 41
+        files.iter().map(|(_, e)| e.len()).sum::<usize>() >= 60
     });
     let ids: Vec<&str> = files.iter().flat_map(|(_, e)| e.iter().map(|e| e.event_id.as_str())).collect();
-    assert_eq!(ids.len(), 41, "{ids:?}");
-    assert!(!ids.iter().any(|id| id.starts_with("r2-")), "a refused request stored nothing");
+    assert_eq!(ids.len(), 60, "{ids:?}");
+    assert!(!ids.iter().any(|id| id.starts_with("b-")), "the refused request stored nothing on any shard");
 }
 
 /// Four shards: retries meet their first copy whichever request carries
@@ -307,6 +321,14 @@ async fn worker_dedupes_across_requests_and_shards_and_flushes_each_event_once()
     let rest: Vec<Value> = (0..150).map(|i| track(&format!("m-{i}"), "u")).collect();
     let (_, _, answer) = post_batch(&http, &worker, &demo, &rest).await;
     assert_eq!((&answer["accepted"], &answer["duplicates"]), (&json!(0), &json!(150)), "{answer}");
+    // Ids that SQLite's JSON functions escape still dedupe.
+    let odd = r#"q"uo\te/ü"#;
+    for expected in [json!({"accepted": 1, "duplicates": 0}), json!({"accepted": 0, "duplicates": 1})] {
+        let (status, _, answer) = post_batch(&http, &worker, &demo, &[track(odd, "u")]).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(json!({"accepted": answer["accepted"], "duplicates": answer["duplicates"]}), expected);
+    }
+    accepted.insert(odd.to_owned());
 
     let out = dir.path().join("r2");
     let files = await_raw(&worker, &out, Duration::from_secs(60), |files| {
