@@ -103,6 +103,7 @@ pub struct Compactor {
     location: Location,
     config: CompactorConfig,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    tables: table::TableCache,
 }
 
 impl Compactor {
@@ -113,7 +114,7 @@ impl Compactor {
 
     /// A compactor with an injected clock (ms since the epoch).
     pub fn with_clock(location: Location, config: CompactorConfig, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
-        Self { location, config, clock }
+        Self { location, config, clock, tables: table::TableCache::default() }
     }
 
     /// The location compacted.
@@ -205,7 +206,7 @@ impl Compactor {
     async fn consumed_everywhere(&self, since: i64) -> Result<HashMap<String, i64>> {
         let mut consumed = HashMap::new();
         for project in self.projects().await? {
-            if let Some(table) = table::open(&self.location, &project).await? {
+            if let Some(table) = self.tables.latest(&self.location, &project).await? {
                 consumed.extend(table::consumed_since(&table, since).await?);
             }
         }
@@ -231,7 +232,7 @@ impl Compactor {
             if attempt > 1 {
                 report.retries += 1;
             }
-            let table = table::open_or_create(&self.location, project).await?;
+            let table = self.tables.latest_or_create(&self.location, project).await?;
             let consumed = table::consumed_since(&table, since).await?;
             let waiting: Vec<&(RawFile, RecordBatch)> =
                 files.iter().filter(|(f, _)| !consumed.contains_key(&f.key)).collect();

@@ -2,7 +2,7 @@
 //! its commits consumed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -111,6 +111,42 @@ pub async fn open_or_create(location: &Location, project: &str) -> Result<DeltaT
             Some(table) => Ok(table),
             None => Err(e.into()),
         },
+    }
+}
+
+/// Tables kept loaded between runs and queries and brought up to date with
+/// the commits made since (`update_incremental`), instead of listing the
+/// whole `_delta_log/` and replaying it from the last checkpoint each time.
+#[derive(Default)]
+pub struct TableCache {
+    tables: Mutex<HashMap<String, DeltaTable>>,
+}
+
+impl TableCache {
+    /// The project's table at its latest version, or `None` if it has none.
+    pub async fn latest(&self, location: &Location, project: &str) -> Result<Option<DeltaTable>> {
+        let cached = self.tables.lock().unwrap_or_else(|p| p.into_inner()).get(project).cloned();
+        let table = match cached {
+            Some(mut table) => {
+                table.update_incremental(None).await?;
+                Some(table)
+            }
+            None => open(location, project).await?,
+        };
+        if let Some(table) = &table {
+            self.tables.lock().unwrap_or_else(|p| p.into_inner()).insert(project.to_owned(), table.clone());
+        }
+        Ok(table)
+    }
+
+    /// The project's table at its latest version, created on first use.
+    pub async fn latest_or_create(&self, location: &Location, project: &str) -> Result<DeltaTable> {
+        if let Some(table) = self.latest(location, project).await? {
+            return Ok(table);
+        }
+        let table = open_or_create(location, project).await?;
+        self.tables.lock().unwrap_or_else(|p| p.into_inner()).insert(project.to_owned(), table.clone());
+        Ok(table)
     }
 }
 

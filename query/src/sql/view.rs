@@ -99,7 +99,7 @@ type ConsumedKeys = (Option<u64>, i64, Arc<HashMap<String, i64>>);
 /// immutable (decoded raw batches) or cheap to bring up to date (Delta tables).
 pub struct Views {
     location: Location,
-    tables: Mutex<HashMap<String, DeltaTable>>,
+    tables: contrail_warehouse::table::TableCache,
     raw: Mutex<HashMap<String, Arc<CachedRaw>>>,
     rejected: Mutex<HashMap<String, Arc<RecordBatch>>>,
     /// Per project: the deduplicated raw rows for (version, raw keys).
@@ -119,7 +119,7 @@ impl Views {
     pub fn new(location: Location) -> Self {
         Self {
             location,
-            tables: Mutex::default(),
+            tables: contrail_warehouse::table::TableCache::default(),
             raw: Mutex::default(),
             rejected: Mutex::default(),
             deduped: Mutex::default(),
@@ -173,18 +173,7 @@ impl Views {
 
     /// The project's table at its latest version (cached, updated incrementally).
     async fn table(&self, project: &str) -> Result<Option<DeltaTable>> {
-        let cached = self.tables.lock().expect("tables lock").get(project).cloned();
-        let table = match cached {
-            Some(mut table) => {
-                table.update_incremental(None).await.map_err(contrail_warehouse::Error::from)?;
-                Some(table)
-            }
-            None => delta::open(&self.location, project).await?,
-        };
-        if let Some(table) = &table {
-            self.tables.lock().expect("tables lock").insert(project.to_owned(), table.clone());
-        }
-        Ok(table)
+        Ok(self.tables.latest(&self.location, project).await?)
     }
 
     /// Raw keys consumed by the table's commits since `since` (cached per
