@@ -2,7 +2,8 @@
 # (and CI runs on a machine that ran before) reuse them. Nothing here installs.
 
 # Cargo's tools (worker-build, wasm-bindgen-cli, …) are installed here.
-export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export PATH="$CARGO_BIN:$PATH"
 # The target directory lives outside the clone, so a fresh clone reuses the
 # previous build instead of compiling DataFusion again.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/contrail/target}"
@@ -18,7 +19,7 @@ export CONTRAIL_VENV="${CONTRAIL_VENV:-$HOME/.cache/contrail/venv}"
 # worker-build is pinned to the `worker` crate's version in edge/Cargo.toml.
 export WORKER_BUILD_VERSION=0.8.7
 # worker-build would download these from GitHub; use the pinned local ones.
-export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
+export WASM_BINDGEN_BIN="$CARGO_BIN/wasm-bindgen"
 CONTRAIL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export WASM_OPT_BIN="$CONTRAIL_ROOT/tests/worker/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$CONTRAIL_ROOT/tests/worker/node_modules/.bin/esbuild"

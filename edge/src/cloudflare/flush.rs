@@ -152,15 +152,26 @@ async fn write(sql: &SqlStorage, bucket: &Bucket, name: &BufferName, plan: &Plan
     if !events.is_empty() {
         let key = batch_key(RAW_PREFIX, &name.region, at_ms, &identity, seq);
         let bytes = encode_events(&events).map_err(|e| Error::Runtime(e.to_string()))?;
+        let size = bytes.len();
         put_once(bucket, &key, bytes, events_digest).await?;
+        log_flush(&identity, seq, &key, events.len(), size);
         inject_fault(sql, env)?;
     }
     if !rejected.is_empty() {
         let key = batch_key(REJECTED_PREFIX, &name.region, at_ms, &identity, seq);
         let bytes = encode_rejected(&rejected).map_err(|e| Error::Runtime(e.to_string()))?;
+        let size = bytes.len();
         put_once(bucket, &key, bytes, rejected_digest).await?;
+        log_flush(&identity, seq, &key, rejected.len(), size);
     }
     Ok(())
+}
+
+/// One structured line per object written, like the Worker's per-request line.
+fn log_flush(buffer: &str, seq: u64, key: &str, rows: usize, bytes: usize) {
+    let line =
+        serde_json::json!({ "flush": { "buffer": buffer, "seq": seq, "key": key, "rows": rows, "bytes": bytes } });
+    worker::console_log!("{line}");
 }
 
 /// Object metadata holding the SHA-256 of the chunks a batch was encoded from.

@@ -408,11 +408,20 @@ async fn worker_and_serve_give_the_same_rows_after_compaction() {
     let dir = tempfile::tempdir().unwrap();
     let worker = start(dir.path(), &[("CONTRAIL_BUFFER_FLUSH_INTERVAL_MS", "200"), ("CONTRAIL_BUFFER_SHARDS", "2")]);
     let http = client();
-    let messages: Vec<Value> = include_str!("../../../fixtures/query/events.jsonl")
+    let mut messages: Vec<Value> = include_str!("../../../fixtures/query/events.jsonl")
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The fixture has track, page and identify; add the other three types.
+    messages.extend([
+        json!({"type": "screen", "name": "Settings", "userId": "user-01", "messageId": "x-screen",
+               "timestamp": "2026-11-21T09:00:00Z", "properties": {"tab": "billing"}}),
+        json!({"type": "group", "groupId": "acme-inc", "userId": "user-01", "messageId": "x-group",
+               "timestamp": "2026-11-21T09:01:00Z", "traits": {"plan": "team", "seats": 12}}),
+        json!({"type": "alias", "previousId": "anon-9", "userId": "user-01", "messageId": "x-alias",
+               "timestamp": "2026-11-21T09:02:00Z"}),
+    ]);
     let serve = TestStack::new();
     let demo = key(KeyKind::Write, "demo");
     for chunk in messages.chunks(50) {
@@ -438,6 +447,8 @@ async fn worker_and_serve_give_the_same_rows_after_compaction() {
     let sql = format!("SELECT {columns} FROM events ORDER BY event_id");
     let (from_serve, from_worker) = (serve.rows(&sql).await, sink.rows(&sql).await);
     assert_eq!(from_serve.len(), messages.len());
+    let types: BTreeSet<&str> = from_worker.iter().filter_map(|r| r["type"].as_str()).collect();
+    assert_eq!(types.len(), 6, "every message type went through: {types:?}");
     assert_eq!(from_worker.len(), from_serve.len());
     for (w, s) in from_worker.iter().zip(&from_serve) {
         assert_eq!(w, s);

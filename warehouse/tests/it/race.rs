@@ -15,7 +15,8 @@ const COMPACTORS: usize = 4;
 /// command, whose single-threaded server slows down as the bucket fills (its
 /// create-only put is exercised by every round all the same). Set
 /// `CONTRAIL_RACE_ROUNDS_S3=N` for more rounds on S3 (200 did not finish in
-/// 20 minutes on the 2-core machine).
+/// 20 minutes on the 2-core machine, nor in 15 with the compactor's tables
+/// kept loaded between runs; 30 take about 50 s).
 fn rounds(backend: Backend) -> u64 {
     match backend {
         Backend::Local => 200,
