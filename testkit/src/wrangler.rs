@@ -7,9 +7,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The repository root (testkit lives one level below it).
+/// The repository root: the parent of the package under test (every
+/// workspace member sits one level below the root). Read at run time, as
+/// cargo sets it for tests, so that a test binary reused from another clone
+/// sharing the target directory still points at this one.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    let package = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let package = package.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    package.parent().unwrap_or(Path::new(".")).to_path_buf()
 }
 
 fn toolchain(name: &str) -> PathBuf {

@@ -149,22 +149,42 @@ async fn write(sql: &SqlStorage, bucket: &Bucket, name: &BufferName, plan: &Plan
     }
     let identity = name.to_string();
     let seq = plan.seq as u64;
+    let target = Target { bucket, region: &name.region, identity: &identity, seq, at_ms };
     if !events.is_empty() {
-        let key = batch_key(RAW_PREFIX, &name.region, at_ms, &identity, seq);
-        let bytes = encode_events(&events).map_err(|e| Error::Runtime(e.to_string()))?;
-        let size = bytes.len();
-        put_once(bucket, &key, bytes, events_digest).await?;
-        log_flush(&identity, seq, &key, events.len(), size);
+        target.put(RAW_PREFIX, encode_events(&events), events_digest, events.len()).await?;
         inject_fault(sql, env)?;
     }
     if !rejected.is_empty() {
-        let key = batch_key(REJECTED_PREFIX, &name.region, at_ms, &identity, seq);
-        let bytes = encode_rejected(&rejected).map_err(|e| Error::Runtime(e.to_string()))?;
-        let size = bytes.len();
-        put_once(bucket, &key, bytes, rejected_digest).await?;
-        log_flush(&identity, seq, &key, rejected.len(), size);
+        target.put(REJECTED_PREFIX, encode_rejected(&rejected), rejected_digest, rejected.len()).await?;
     }
     Ok(())
+}
+
+/// Where one flush's objects go: the key derives from the buffer's identity,
+/// the flush sequence number and time, under a prefix (events or quarantine).
+struct Target<'a> {
+    bucket: &'a Bucket,
+    region: &'a str,
+    identity: &'a str,
+    seq: u64,
+    at_ms: i64,
+}
+
+impl Target<'_> {
+    async fn put(
+        &self,
+        prefix: &str,
+        encoded: Result<Vec<u8>, crate::error::EncodeError>,
+        digest: Sha256,
+        rows: usize,
+    ) -> Result<(), Error> {
+        let key = batch_key(prefix, self.region, self.at_ms, self.identity, self.seq);
+        let bytes = encoded.map_err(|e| Error::Runtime(e.to_string()))?;
+        let size = bytes.len();
+        put_once(self.bucket, &key, bytes, digest).await?;
+        log_flush(self.identity, self.seq, &key, rows, size);
+        Ok(())
+    }
 }
 
 /// One structured line per object written, like the Worker's per-request line.
