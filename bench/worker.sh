@@ -23,7 +23,7 @@ requests=${1:-400}
 
 work=$(mktemp -d)
 cleanup() {
-  [ -n "${wrangler_pid:-}" ] && kill -KILL -- "-$wrangler_pid" 2>/dev/null || true
+  [ -n "${workerd_group:-}" ] && kill -KILL -- "-$workerd_group" 2>/dev/null || true
   [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -43,13 +43,13 @@ echo "  wasm module          $wasm_raw bytes, $wasm_gz gzipped (goal ≤ 300 KB 
 echo "== CPU per request: the Worker in workerd"
 port=$(free_port)
 setsid node bench/worker_miniflare.mjs "$port" "$secret" "$work/state" >"$work/workerd.log" 2>&1 &
-wrangler_pid=$!
+workerd_group=$!
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
-pids=$(pgrep -g "$wrangler_pid" -x workerd | paste -sd, || true)
+pids=$(pgrep -g "$workerd_group" -x workerd | paste -sd, || true)
 [ -n "$pids" ] || { echo "no workerd process found"; tail -20 "$work/workerd.log"; exit 1; }
 worker_out=$(python3 bench/worker_cpu.py "$port" "$key" "$pids" "$requests")
 echo "$worker_out"
-kill -KILL -- "-$wrangler_pid" 2>/dev/null || true; wrangler_pid=
+kill -KILL -- "-$workerd_group" 2>/dev/null || true; workerd_group=
 
 echo "== CPU per request: contrail serve, same probe"
 port=$(free_port)

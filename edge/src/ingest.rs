@@ -375,13 +375,7 @@ fn header_write_key(request: &IngestRequest<'_>) -> Option<String> {
     if let Some(key) = request.write_key_header.map(str::trim).filter(|k| !k.is_empty()) {
         return Some(key.to_owned());
     }
-    request.query.and_then(|q| {
-        q.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == "writeKey")
-            .map(|(_, v)| percent_decode(v))
-            .filter(|v| !v.is_empty())
-    })
+    crate::cors::query_write_key(request.query).map(percent_decode).filter(|v| !v.is_empty())
 }
 
 fn percent_decode(s: &str) -> String {
