@@ -31,7 +31,6 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::Value;
 
-use crate::dedupe::keep_new;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::raw::{self, RawFile};
@@ -207,7 +206,7 @@ impl Compactor {
         let mut consumed = HashMap::new();
         for project in self.projects().await? {
             if let Some(table) = self.tables.latest(&self.location, &project).await? {
-                consumed.extend(table::consumed_since(&table, since).await?);
+                consumed.extend(self.tables.consumed_since(&project, &table, since).await?);
             }
         }
         Ok(consumed)
@@ -233,7 +232,7 @@ impl Compactor {
                 report.retries += 1;
             }
             let table = self.tables.latest_or_create(&self.location, project).await?;
-            let consumed = table::consumed_since(&table, since).await?;
+            let consumed = self.tables.consumed_since(project, &table, since).await?;
             let waiting: Vec<&(RawFile, RecordBatch)> =
                 files.iter().filter(|(f, _)| !consumed.contains_key(&f.key)).collect();
             if waiting.is_empty() {
@@ -268,7 +267,8 @@ impl Compactor {
         let days = days_of(raw.column_by_name("timestamp").expect("raw schema"));
         let table_prefix = format!("tables/{project}/");
         let table_files = table::all_files(table)?;
-        let keep = keep_new(&self.location.store, &table_prefix, &table_files, &ids, &days).await?;
+        let keep =
+            self.tables.probes().keep_new(&self.location.store, &table_prefix, &table_files, &ids, &days).await?;
         let kept = filter_record_batch(&raw, &keep)?;
         let kept_days: Vec<i32> =
             days.iter().zip(keep.iter()).filter(|(_, k)| *k == Some(true)).map(|(d, _)| *d).collect();

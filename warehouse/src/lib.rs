@@ -22,6 +22,12 @@ pub mod table;
 pub mod telemetry;
 pub mod write;
 
+/// Locks a cache. A poisoned lock means a panic elsewhere between two
+/// statements that each leave the cache valid, so its content is still usable.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub use compact::{Compactor, CompactorConfig, RunReport};
 pub use error::{Error, Result};
 pub use location::{Location, S3Options};

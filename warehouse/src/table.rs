@@ -1,7 +1,7 @@
 //! A project's Delta table: schema, opening or creating it, and reading what
 //! its commits consumed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray};
@@ -11,8 +11,10 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use serde_json::Value;
 
+use crate::dedupe::ProbeCache;
 use crate::error::Result;
 use crate::location::Location;
+use crate::lock;
 
 /// The partition column: the UTC date of `timestamp`.
 pub const PARTITION_COLUMN: &str = "date";
@@ -116,16 +118,26 @@ pub async fn open_or_create(location: &Location, project: &str) -> Result<DeltaT
 
 /// Tables kept loaded between runs and queries and brought up to date with
 /// the commits made since (`update_incremental`), instead of listing the
-/// whole `_delta_log/` and replaying it from the last checkpoint each time.
+/// whole `_delta_log/` and replaying it from the last checkpoint each time;
+/// what each commit consumed, read once per version (a commit file is
+/// written create-only and never changes); and the dedupe probe's view of
+/// the table files.
 #[derive(Default)]
 pub struct TableCache {
     tables: Mutex<HashMap<String, DeltaTable>>,
+    commits: Mutex<HashMap<String, BTreeMap<u64, Arc<CommitSummary>>>>,
+    probes: ProbeCache,
 }
 
 impl TableCache {
+    /// Footers and bloom filters of the files the dedupe probe reads.
+    pub fn probes(&self) -> &ProbeCache {
+        &self.probes
+    }
+
     /// The project's table at its latest version, or `None` if it has none.
     pub async fn latest(&self, location: &Location, project: &str) -> Result<Option<DeltaTable>> {
-        let cached = self.tables.lock().unwrap_or_else(|p| p.into_inner()).get(project).cloned();
+        let cached = lock(&self.tables).get(project).cloned();
         let table = match cached {
             Some(mut table) => {
                 table.update_incremental(None).await?;
@@ -134,7 +146,7 @@ impl TableCache {
             None => open(location, project).await?,
         };
         if let Some(table) = &table {
-            self.tables.lock().unwrap_or_else(|p| p.into_inner()).insert(project.to_owned(), table.clone());
+            lock(&self.tables).insert(project.to_owned(), table.clone());
         }
         Ok(table)
     }
@@ -145,8 +157,59 @@ impl TableCache {
             return Ok(table);
         }
         let table = open_or_create(location, project).await?;
-        self.tables.lock().unwrap_or_else(|p| p.into_inner()).insert(project.to_owned(), table.clone());
+        lock(&self.tables).insert(project.to_owned(), table.clone());
         Ok(table)
+    }
+
+    /// [`consumed_since`], reading only the commits this cache has not read
+    /// before. Without it every compaction run and every query re-read each
+    /// commit of the last hour ([`crate::compact::CLOCK_MARGIN_MS`]): quadratic in the
+    /// commit rate.
+    pub async fn consumed_since(
+        &self,
+        project: &str,
+        table: &DeltaTable,
+        since_ms: i64,
+    ) -> Result<HashMap<String, i64>> {
+        let (consumed, oldest_needed) = walk_commits(
+            table,
+            since_ms,
+            |version| lock(&self.commits).get(project).and_then(|m| m.get(&version).cloned()),
+            |version, summary| {
+                lock(&self.commits).entry(project.to_owned()).or_default().insert(version, summary);
+            },
+        )
+        .await?;
+        // Older commits are not needed while the oldest waiting batch stays
+        // newer; if an older one turns up, they are read again.
+        if let Some(commits) = lock(&self.commits).get_mut(project) {
+            *commits = commits.split_off(&oldest_needed);
+        }
+        Ok(consumed)
+    }
+}
+
+/// What one commit says about raw batches.
+#[derive(Debug, Default)]
+struct CommitSummary {
+    /// `commitInfo.timestamp` (ms), if the commit has one.
+    timestamp: Option<i64>,
+    /// Raw keys the commit consumed (none for commits other than compaction).
+    consumed: Vec<String>,
+}
+
+impl CommitSummary {
+    fn parse(bytes: &[u8]) -> Self {
+        let mut summary = Self::default();
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(action) = serde_json::from_slice::<Value>(line) else { continue };
+            let Some(info) = action.get("commitInfo") else { continue };
+            summary.timestamp = info.get("timestamp").and_then(Value::as_i64);
+            if let Some(keys) = info.get(CONSUMED_KEY).and_then(Value::as_array) {
+                summary.consumed.extend(keys.iter().filter_map(Value::as_str).map(str::to_owned));
+            }
+        }
+        summary
     }
 }
 
@@ -155,29 +218,40 @@ impl TableCache {
 /// commit older than `since_ms`: a raw file cannot be consumed before it was
 /// flushed, so older commits cannot list any file still waiting.
 pub async fn consumed_since(table: &DeltaTable, since_ms: i64) -> Result<HashMap<String, i64>> {
+    Ok(walk_commits(table, since_ms, |_| None, |_, _| {}).await?.0)
+}
+
+/// The walk behind [`consumed_since`], with a memo of commit summaries
+/// (`cached`/`remember`). Also returns the oldest version it needed.
+async fn walk_commits(
+    table: &DeltaTable,
+    since_ms: i64,
+    cached: impl Fn(u64) -> Option<Arc<CommitSummary>>,
+    remember: impl Fn(u64, Arc<CommitSummary>),
+) -> Result<(HashMap<String, i64>, u64)> {
     let mut consumed = HashMap::new();
-    let Some(latest) = table.version() else { return Ok(consumed) };
+    let Some(latest) = table.version() else { return Ok((consumed, 0)) };
     let log_store = table.log_store();
     let mut version = latest;
     loop {
-        let Some(bytes) = log_store.read_commit_entry(version).await? else { break };
-        let mut timestamp = None;
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(action) = serde_json::from_slice::<Value>(line) else { continue };
-            let Some(info) = action.get("commitInfo") else { continue };
-            timestamp = info.get("timestamp").and_then(Value::as_i64);
-            if let Some(keys) = info.get(CONSUMED_KEY).and_then(Value::as_array) {
-                for key in keys.iter().filter_map(Value::as_str) {
-                    consumed.insert(key.to_owned(), timestamp.unwrap_or(i64::MAX));
-                }
+        let summary = match cached(version) {
+            Some(summary) => summary,
+            None => {
+                let Some(bytes) = log_store.read_commit_entry(version).await? else { break };
+                let summary = Arc::new(CommitSummary::parse(&bytes));
+                remember(version, summary.clone());
+                summary
             }
+        };
+        for key in &summary.consumed {
+            consumed.insert(key.clone(), summary.timestamp.unwrap_or(i64::MAX));
         }
-        if timestamp.is_some_and(|t| t < since_ms) || version == 0 {
+        if summary.timestamp.is_some_and(|t| t < since_ms) || version == 0 {
             break;
         }
         version -= 1;
     }
-    Ok(consumed)
+    Ok((consumed, version))
 }
 
 /// A data file of the table.

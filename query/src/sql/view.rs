@@ -21,7 +21,6 @@ use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use contrail_edge::ProjectId;
 use contrail_warehouse::compact::CLOCK_MARGIN_MS;
-use contrail_warehouse::dedupe::keep_new;
 use contrail_warehouse::table::{self as delta, PARTITION_COLUMN, TableFile};
 use contrail_warehouse::write::{days_of, to_file_batch};
 use contrail_warehouse::{Location, raw};
@@ -176,8 +175,8 @@ impl Views {
         Ok(self.tables.latest(&self.location, project).await?)
     }
 
-    /// Raw keys consumed by the table's commits since `since` (cached per
-    /// version: a version's commits never change).
+    /// Raw keys consumed by the table's commits since `since` (each commit
+    /// read once; the set kept while the version and `since` stay the same).
     async fn consumed(&self, project: &str, table: &DeltaTable, since: i64) -> Result<Arc<HashMap<String, i64>>> {
         let version = table.version();
         if let Some((v, s, keys)) = self.consumed.lock().expect("consumed lock").get(project)
@@ -186,7 +185,7 @@ impl Views {
         {
             return Ok(keys.clone());
         }
-        let keys = Arc::new(delta::consumed_since(table, since).await?);
+        let keys = Arc::new(self.tables.consumed_since(project, table, since).await?);
         self.consumed.lock().expect("consumed lock").insert(project.to_owned(), (version, since, keys.clone()));
         Ok(keys)
     }
@@ -254,7 +253,11 @@ impl Views {
             let ids = arrow::compute::cast(all.column_by_name("event_id").expect("events schema"), &DataType::Utf8)?;
             let dates = all.column_by_name(PARTITION_COLUMN).expect("events schema").as_primitive::<Date32Type>();
             let prefix = format!("tables/{project}/");
-            let keep = keep_new(&self.location.store, &prefix, files, ids.as_string::<i32>(), dates.values()).await?;
+            let keep = self
+                .tables
+                .probes()
+                .keep_new(&self.location.store, &prefix, files, ids.as_string::<i32>(), dates.values())
+                .await?;
             Some(filter_record_batch(&all, &keep)?)
         };
         self.deduped

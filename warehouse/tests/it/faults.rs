@@ -29,11 +29,13 @@ pub enum Policy {
     Never,
 }
 
-/// Wraps a store and fails writes according to a [`Policy`].
+/// Wraps a store, fails writes according to a [`Policy`] and records the
+/// paths it is asked to read.
 #[derive(Debug)]
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     policy: Mutex<Policy>,
+    reads: Mutex<Vec<String>>,
 }
 
 impl fmt::Display for FaultyStore {
@@ -50,7 +52,12 @@ enum Fail {
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>, policy: Policy) -> Self {
-        Self { inner, policy: Mutex::new(policy) }
+        Self { inner, policy: Mutex::new(policy), reads: Mutex::default() }
+    }
+
+    /// The paths read (one entry per GET, ranged or not) since the last call.
+    pub fn take_reads(&self) -> Vec<String> {
+        std::mem::take(&mut *self.reads.lock().unwrap())
     }
 
     pub fn set(&self, policy: Policy) {
@@ -112,6 +119,7 @@ impl ObjectStore for FaultyStore {
         self.inner.put_multipart_opts(location, opts).await
     }
     async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        self.reads.lock().unwrap().push(location.to_string());
         self.inner.get_opts(location, options).await
     }
     fn delete_stream(

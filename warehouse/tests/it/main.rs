@@ -6,6 +6,7 @@
 mod compaction;
 mod faults;
 mod harness;
+mod incremental;
 mod interop;
 mod maintain;
 mod property;
