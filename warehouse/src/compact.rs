@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::compute::concat_batches;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -36,7 +36,7 @@ use crate::location::Location;
 use crate::raw::{self, RawFile};
 use crate::table::{self, CONSUMED_KEY, PARTITION_COLUMN};
 use crate::telemetry;
-use crate::write::{FileLayout, add_action, date_string, days_of, encode_parquet, sort_for_table, to_file_batch};
+use crate::write::{FileLayout, RowRef, add_action, date_string, days_of, encode_rows, sort_rows, to_file_batch};
 
 /// How far a commit's timestamp may trail the flush time of a file it
 /// consumed because of clock skew between the edge and the compactor.
@@ -257,51 +257,57 @@ impl Compactor {
         files: &[&(RawFile, RecordBatch)],
         report: &mut RunReport,
     ) -> Result<()> {
-        let batches: Vec<RecordBatch> = files.iter().map(|(_, b)| b.clone()).collect();
-        let raw = concat_batches(&batches[0].schema(), &batches)?;
-        let events_in = raw.num_rows();
+        let raw: Vec<&RecordBatch> = files.iter().map(|(_, b)| b).collect();
+        let events_in: usize = raw.iter().map(|b| b.num_rows()).sum();
 
         // The first copy (oldest flush) of each id, minus ids the table holds
         // in the same or neighbouring dates.
-        let ids = raw.column_by_name("event_id").expect("raw schema").as_string::<i32>().clone();
-        let days = days_of(raw.column_by_name("timestamp").expect("raw schema"));
+        let id_columns: Vec<&dyn arrow::array::Array> =
+            raw.iter().map(|b| b.column_by_name("event_id").expect("raw schema").as_ref()).collect();
+        let ids = arrow::compute::concat(&id_columns)?;
+        let days: Vec<i32> =
+            raw.iter().flat_map(|b| days_of(b.column_by_name("timestamp").expect("raw schema"))).collect();
         let table_prefix = format!("tables/{project}/");
         let table_files = table::all_files(table)?;
-        let keep =
-            self.tables.probes().keep_new(&self.location.store, &table_prefix, &table_files, &ids, &days).await?;
-        let kept = filter_record_batch(&raw, &keep)?;
-        let kept_days: Vec<i32> =
-            days.iter().zip(keep.iter()).filter(|(_, k)| *k == Some(true)).map(|(d, _)| *d).collect();
+        let keep = self
+            .tables
+            .probes()
+            .keep_new(&self.location.store, &table_prefix, &table_files, ids.as_string::<i32>(), &days)
+            .await?;
+
+        // The rows kept, by date, as references into the raw batches.
+        let mut by_day: BTreeMap<i32, Vec<RowRef>> = BTreeMap::new();
+        let mut next = 0;
+        for (batch, rows) in raw.iter().enumerate() {
+            for row in 0..rows.num_rows() {
+                if keep.value(next) {
+                    by_day.entry(days[next]).or_default().push((batch, row));
+                }
+                next += 1;
+            }
+        }
+        let events_out: usize = by_day.values().map(Vec::len).sum();
 
         // One sorted file (or several, for a large partition) per date.
+        let file_batches = raw.iter().map(|b| to_file_batch(b)).collect::<Result<Vec<_>>>()?;
         let mut actions = Vec::new();
         let mut files_written = 0;
         let mut parquet_bytes = 0;
-        let file_batch = to_file_batch(&kept)?;
-        let mut by_day: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
-        for (row, day) in kept_days.iter().enumerate() {
-            by_day.entry(*day).or_default().push(row as u32);
-        }
         let now = (self.clock)();
-        for (day, rows) in by_day {
-            let indices = arrow::array::UInt32Array::from(rows);
-            let partition = sort_for_table(&arrow::compute::take_record_batch(&file_batch, &indices)?)?;
-            let mut offset = 0;
-            while offset < partition.num_rows() {
-                let len = self.config.layout.rows_per_file.min(partition.num_rows() - offset);
-                let part = partition.slice(offset, len);
-                offset += len;
-                let bytes = encode_parquet(&part, &self.config.layout)?;
+        for (day, mut rows) in by_day {
+            sort_rows(&file_batches, &mut rows)?;
+            for part in rows.chunks(self.config.layout.rows_per_file) {
+                let file = encode_rows(&file_batches, part, &self.config.layout)?;
                 let relative =
                     format!("{PARTITION_COLUMN}={}/part-{}.zstd.parquet", date_string(day), uuid::Uuid::new_v4());
-                let size = bytes.len();
+                let action = add_action(relative.clone(), day, &file, now);
+                parquet_bytes += file.bytes.len();
                 self.location
                     .store
-                    .put(&Path::from(format!("{table_prefix}{relative}")), PutPayload::from(bytes))
+                    .put(&Path::from(format!("{table_prefix}{relative}")), PutPayload::from(file.bytes))
                     .await?;
-                actions.push(Action::Add(add_action(relative, day, size, &part, now)));
+                actions.push(Action::Add(action));
                 files_written += 1;
-                parquet_bytes += size;
             }
         }
         fail::fail_point!("compact::after_parquet_write", |_| Err(Error::Injected("compact::after_parquet_write")));
@@ -309,7 +315,7 @@ impl Compactor {
         let consumed: Vec<Value> = files.iter().map(|(f, _)| Value::String(f.key.clone())).collect();
         let metadata = HashMap::from([
             (CONSUMED_KEY.to_owned(), Value::Array(consumed)),
-            ("contrail.events".to_owned(), Value::from(kept.num_rows())),
+            ("contrail.events".to_owned(), Value::from(events_out)),
         ]);
         fail::fail_point!("compact::before_commit", |_| Err(Error::Injected("compact::before_commit")));
         let snapshot = table.snapshot()?;
@@ -333,8 +339,8 @@ impl Compactor {
         fail::fail_point!("compact::after_commit", |_| Err(Error::Injected("compact::after_commit")));
 
         report.events_in += events_in;
-        report.events_out += kept.num_rows();
-        report.duplicates += events_in - kept.num_rows();
+        report.events_out += events_out;
+        report.duplicates += events_in - events_out;
         report.files_written += files_written;
         report.parquet_bytes += parquet_bytes;
         report.commits += 1;

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Remove};
@@ -30,7 +29,7 @@ use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream
 use crate::error::Result;
 use crate::location::Location;
 use crate::table::{self, PARTITION_COLUMN, TableFile};
-use crate::write::{FileLayout, add_action, date_string, encode_parquet, sort_for_table};
+use crate::write::{FileLayout, RowRef, add_action, date_string, encode_rows, sort_rows};
 
 /// Maintenance settings.
 #[derive(Debug, Clone)]
@@ -104,14 +103,17 @@ async fn merge_small_files(
         for file in &files {
             batches.extend(read_file(&location.store, &format!("{prefix}{}", file.path), file.size).await?);
         }
-        let Some(first) = batches.first() else { continue };
-        let merged = sort_for_table(&concat_batches(&first.schema(), &batches)?)?;
-        let bytes = encode_parquet(&merged, layout)?;
+        if batches.is_empty() {
+            continue;
+        }
+        let mut rows: Vec<RowRef> =
+            batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
+        sort_rows(&batches, &mut rows)?;
+        let merged = encode_rows(&batches, &rows, layout)?;
         let relative = format!("{PARTITION_COLUMN}={}/part-{}.zstd.parquet", date_string(day), uuid::Uuid::new_v4());
-        let size = bytes.len();
-        location.store.put(&Path::from(format!("{prefix}{relative}")), PutPayload::from(bytes)).await?;
-        let mut add = add_action(relative, day, size, &merged, now_ms);
+        let mut add = add_action(relative.clone(), day, &merged, now_ms);
         add.data_change = false;
+        location.store.put(&Path::from(format!("{prefix}{relative}")), PutPayload::from(merged.bytes)).await?;
         actions.push(Action::Add(add));
         for file in &files {
             actions.push(Action::Remove(Remove {

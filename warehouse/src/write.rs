@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::{SortColumn, SortOptions, cast, lexsort_to_indices, take_record_batch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::compute::{cast, interleave_record_batch};
 use arrow::datatypes::TimestampMicrosecondType;
+use arrow::error::ArrowError;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::Add;
 use parquet::arrow::ArrowWriter;
@@ -57,39 +58,119 @@ pub fn to_file_batch(raw: &RecordBatch) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// Sorts by (`distinct_id`, `timestamp`): a user's events are contiguous, so
-/// per-user queries (timelines, funnels) read few pages and the columns
-/// compress well.
-pub fn sort_for_table(batch: &RecordBatch) -> Result<RecordBatch> {
-    let by = |name: &str| SortColumn {
-        values: batch.column_by_name(name).expect("file schema has the sort columns").clone(),
-        options: Some(SortOptions { descending: false, nulls_first: false }),
-    };
-    let indices = lexsort_to_indices(&[by("distinct_id"), by("timestamp"), by("event_id")], None)?;
-    Ok(take_record_batch(batch, &indices)?)
+/// A row of one of several batches: (batch index, row index), the form
+/// `interleave` gathers from. The compactor sorts these references and copies
+/// each row once, straight into the file being written, instead of copying
+/// whole columns at every step (concatenate, filter, split by day, sort).
+pub type RowRef = (usize, usize);
+
+/// Rows gathered and handed to the Parquet writer at a time: small enough
+/// that the allocator reuses the buffers (large ones are fresh pages the
+/// kernel must zero, which cost more than the copy itself).
+const GATHER_ROWS: usize = 16 << 10;
+
+/// Sorts row references into table order: (`distinct_id`, `timestamp`,
+/// `event_id`). A user's events are contiguous, so per-user queries
+/// (timelines, funnels) read few pages and the columns compress well.
+/// `batches` have the file schema.
+pub fn sort_rows(batches: &[RecordBatch], rows: &mut [RowRef]) -> Result<()> {
+    struct Keys<'a> {
+        user: &'a StringArray,
+        time: &'a [i64],
+        id: &'a StringArray,
+    }
+    let keys = batches
+        .iter()
+        .map(|b| {
+            let column = |name: &str| {
+                b.column_by_name(name).ok_or_else(|| ArrowError::SchemaError(format!("table rows have no {name}")))
+            };
+            Ok(Keys {
+                user: column("distinct_id")?.as_string_opt::<i32>().ok_or_else(|| type_error("distinct_id"))?,
+                time: column("timestamp")?
+                    .as_primitive_opt::<TimestampMicrosecondType>()
+                    .ok_or_else(|| type_error("timestamp"))?
+                    .values(),
+                id: column("event_id")?.as_string_opt::<i32>().ok_or_else(|| type_error("event_id"))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The three columns are non-nullable in the event schema.
+    rows.sort_unstable_by(|&(ab, ar), &(bb, br)| {
+        let (a, b) = (&keys[ab], &keys[bb]);
+        a.user
+            .value(ar)
+            .cmp(b.user.value(br))
+            .then_with(|| a.time[ar].cmp(&b.time[br]))
+            .then_with(|| a.id.value(ar).cmp(b.id.value(br)))
+    });
+    Ok(())
 }
 
-/// Encodes a sorted batch as one Parquet file.
-pub fn encode_parquet(batch: &RecordBatch, layout: &FileLayout) -> Result<Vec<u8>> {
-    let schema = batch.schema();
-    let index = |name: &str| schema.index_of(name).expect("file schema") as i32;
+fn type_error(column: &str) -> crate::error::Error {
+    ArrowError::SchemaError(format!("table column {column} has an unexpected type")).into()
+}
+
+/// One encoded table file and what its Delta `add` action records.
+#[derive(Debug)]
+pub struct EncodedFile {
+    /// The Parquet bytes.
+    pub bytes: Vec<u8>,
+    /// Rows in the file.
+    pub rows: usize,
+    timestamp: TimeRange,
+    received_at: TimeRange,
+}
+
+/// Minimum, maximum and null count of a timestamp column (µs).
+#[derive(Debug, Clone, Copy)]
+struct TimeRange {
+    min: Option<i64>,
+    max: Option<i64>,
+    nulls: usize,
+}
+
+impl TimeRange {
+    const EMPTY: Self = Self { min: None, max: None, nulls: 0 };
+
+    fn add(&mut self, column: &ArrayRef) {
+        let values = column.as_primitive::<TimestampMicrosecondType>();
+        let (min, max) = (arrow::compute::min(values), arrow::compute::max(values));
+        self.min = self.min.into_iter().chain(min).min();
+        self.max = self.max.into_iter().chain(max).max();
+        self.nulls += column.null_count();
+    }
+}
+
+/// Encodes the referenced rows, in the given order, as one Parquet file.
+/// `batches` have the file schema.
+pub fn encode_rows(batches: &[RecordBatch], rows: &[RowRef], layout: &FileLayout) -> Result<EncodedFile> {
+    let schema = batches.first().map(RecordBatch::schema).unwrap_or_else(file_schema);
+    let index = |name: &str| schema.index_of(name).map(|i| i as i32);
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(layout.zstd_level)?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(layout.row_group_rows))
         .set_column_bloom_filter_enabled("event_id".into(), true)
         .set_column_bloom_filter_fpp("event_id".into(), 0.01)
-        .set_column_bloom_filter_max_ndv("event_id".into(), (batch.num_rows().min(layout.row_group_rows)).max(1) as u64)
+        .set_column_bloom_filter_max_ndv("event_id".into(), rows.len().min(layout.row_group_rows).max(1) as u64)
         .set_sorting_columns(Some(vec![
-            SortingColumn { column_idx: index("distinct_id"), descending: false, nulls_first: false },
-            SortingColumn { column_idx: index("timestamp"), descending: false, nulls_first: false },
+            SortingColumn { column_idx: index("distinct_id")?, descending: false, nulls_first: false },
+            SortingColumn { column_idx: index("timestamp")?, descending: false, nulls_first: false },
         ]))
         .build();
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
-    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(properties))?;
-    writer.write(batch)?;
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(properties))?;
+    let sources: Vec<&RecordBatch> = batches.iter().collect();
+    let (mut timestamp, mut received_at) = (TimeRange::EMPTY, TimeRange::EMPTY);
+    for chunk in rows.chunks(GATHER_ROWS) {
+        let gathered = interleave_record_batch(&sources, chunk)?;
+        timestamp.add(gathered.column(index("timestamp")? as usize));
+        received_at.add(gathered.column(index("received_at")? as usize));
+        writer.write(&gathered)?;
+    }
     writer.close()?;
-    Ok(out)
+    Ok(EncodedFile { bytes: out, rows: rows.len(), timestamp, received_at })
 }
 
 /// `YYYY-MM-DD` of a day number.
@@ -101,24 +182,16 @@ pub fn date_string(days: i32) -> String {
 
 /// The Delta `add` action for a written file, with the statistics Delta
 /// readers use to skip files (row count; `timestamp` and `received_at` ranges).
-pub fn add_action(path: String, days: i32, size: usize, batch: &RecordBatch, now_ms: i64) -> Add {
-    let range = |name: &str| {
-        let column = batch.column_by_name(name).expect("file schema");
-        let values = column.as_primitive::<TimestampMicrosecondType>();
-        let min = arrow::compute::min(values).unwrap_or(0);
-        let max = arrow::compute::max(values).unwrap_or(0);
-        let iso = |micros: i64| {
-            DateTime::<Utc>::from_timestamp_micros(micros)
-                .unwrap_or_default()
-                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                .to_string()
-        };
-        (iso(min), iso(max + 999), column.null_count())
+pub fn add_action(path: String, days: i32, file: &EncodedFile, now_ms: i64) -> Add {
+    let iso = |micros: i64| {
+        DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
     };
-    let (ts_min, ts_max, ts_nulls) = range("timestamp");
-    let (rx_min, rx_max, rx_nulls) = range("received_at");
+    // Delta statistics are in milliseconds: the maximum is rounded up.
+    let range = |r: &TimeRange| (iso(r.min.unwrap_or(0)), iso(r.max.unwrap_or(0) + 999), r.nulls);
+    let (ts_min, ts_max, ts_nulls) = range(&file.timestamp);
+    let (rx_min, rx_max, rx_nulls) = range(&file.received_at);
     let stats = json!({
-        "numRecords": batch.num_rows(),
+        "numRecords": file.rows,
         "minValues": {"timestamp": ts_min, "received_at": rx_min},
         "maxValues": {"timestamp": ts_max, "received_at": rx_max},
         "nullCount": {"timestamp": ts_nulls, "received_at": rx_nulls},
@@ -126,7 +199,7 @@ pub fn add_action(path: String, days: i32, size: usize, batch: &RecordBatch, now
     Add {
         path,
         partition_values: HashMap::from([(PARTITION_COLUMN.to_owned(), Some(date_string(days)))]),
-        size: size as i64,
+        size: file.bytes.len() as i64,
         modification_time: now_ms,
         data_change: true,
         stats: Some(stats.to_string()),
