@@ -28,6 +28,9 @@ struct Args {
     /// Rows per Parquet file (the table's default when unset).
     #[arg(long)]
     rows_per_file: Option<usize>,
+    /// ZSTD level of the Parquet files (the table's default when unset).
+    #[arg(long)]
+    zstd_level: Option<i32>,
     /// Directory to work in (default: a temporary directory).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
@@ -135,6 +138,7 @@ async fn main() {
     let mut layout = contrail_warehouse::write::FileLayout::default();
     layout.row_group_rows = args.row_group_rows.unwrap_or(layout.row_group_rows);
     layout.rows_per_file = args.rows_per_file.unwrap_or(layout.rows_per_file);
+    layout.zstd_level = args.zstd_level.unwrap_or(layout.zstd_level);
     let compactor =
         Compactor::new(location.clone(), CompactorConfig { max_run_bytes: 1 << 30, layout, ..Default::default() });
     let cpu_before = cpu_seconds();

@@ -26,6 +26,7 @@ use arrow::compute::concat_batches;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -288,27 +289,41 @@ impl Compactor {
         }
         let events_out: usize = by_day.values().map(Vec::len).sum();
 
-        // One sorted file (or several, for a large partition) per date.
-        let file_batches = raw.iter().map(|b| to_file_batch(b)).collect::<Result<Vec<_>>>()?;
+        // One sorted file (or several, for a large partition) per date:
+        // dates sorted, then files encoded, on the blocking pool, one per core.
+        let file_batches = Arc::new(raw.iter().map(|b| to_file_batch(b)).collect::<Result<Vec<_>>>()?);
+        let sorter = file_batches.clone();
+        let sorted = on_cores(by_day.into_iter().collect(), move |(day, mut rows): (i32, Vec<RowRef>)| {
+            sort_rows(&sorter, &mut rows)?;
+            Ok((day, Arc::new(rows)))
+        })
+        .await?;
+        let rows_per_file = self.config.layout.rows_per_file;
+        let parts: Vec<(i32, Arc<Vec<RowRef>>, usize)> = sorted
+            .into_iter()
+            .flat_map(|(day, rows)| (0..rows.len()).step_by(rows_per_file).map(move |start| (day, rows.clone(), start)))
+            .collect();
+        let layout = Arc::new(self.config.layout.clone());
+        let encoded = on_cores(parts, move |(day, rows, start)| {
+            let part = &rows[start..(start + layout.rows_per_file).min(rows.len())];
+            Ok((day, encode_rows(&file_batches, part, &layout)?))
+        })
+        .await?;
         let mut actions = Vec::new();
         let mut files_written = 0;
         let mut parquet_bytes = 0;
         let now = (self.clock)();
-        for (day, mut rows) in by_day {
-            sort_rows(&file_batches, &mut rows)?;
-            for part in rows.chunks(self.config.layout.rows_per_file) {
-                let file = encode_rows(&file_batches, part, &self.config.layout)?;
-                let relative =
-                    format!("{PARTITION_COLUMN}={}/part-{}.zstd.parquet", date_string(day), uuid::Uuid::new_v4());
-                let action = add_action(relative.clone(), day, &file, now);
-                parquet_bytes += file.bytes.len();
-                self.location
-                    .store
-                    .put(&Path::from(format!("{table_prefix}{relative}")), PutPayload::from(file.bytes))
-                    .await?;
-                actions.push(Action::Add(action));
-                files_written += 1;
-            }
+        for (day, file) in encoded {
+            let relative =
+                format!("{PARTITION_COLUMN}={}/part-{}.zstd.parquet", date_string(day), uuid::Uuid::new_v4());
+            let action = add_action(relative.clone(), day, &file, now);
+            parquet_bytes += file.bytes.len();
+            self.location
+                .store
+                .put(&Path::from(format!("{table_prefix}{relative}")), PutPayload::from(file.bytes))
+                .await?;
+            actions.push(Action::Add(action));
+            files_written += 1;
         }
         fail::fail_point!("compact::after_parquet_write", |_| Err(Error::Injected("compact::after_parquet_write")));
 
@@ -378,6 +393,33 @@ impl Compactor {
         }
         bar
     }
+}
+
+/// Runs CPU-bound `work` on each item on Tokio's blocking pool, as many at a
+/// time as there are cores, and returns the results in order. Encoding a
+/// day of events takes seconds; on the async runtime it would stall every
+/// request `serve` handles on the same thread.
+async fn on_cores<T, R>(items: Vec<T>, work: impl Fn(T) -> Result<R> + Send + Sync + 'static) -> Result<Vec<R>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let work = Arc::new(work);
+    let tasks = items.into_iter().map(|item| {
+        let work = work.clone();
+        tokio::task::spawn_blocking(move || work(item))
+    });
+    let mut results = futures::stream::iter(tasks).buffered(cores);
+    let mut out = Vec::new();
+    while let Some(joined) = results.next().await {
+        match joined {
+            Ok(result) => out.push(result?),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Err(Error::Cancelled),
+        }
+    }
+    Ok(out)
 }
 
 fn add(total: &mut RunReport, r: &RunReport) {

@@ -1,6 +1,6 @@
 //! Exactly once: duplicates within a run, and against what the table holds.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, BooleanArray, StringArray};
@@ -16,6 +16,8 @@ use parquet::bloom_filter::Sbbf;
 // the warehouse notes.
 #[allow(deprecated)]
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+
+use foldhash::{HashSet, HashSetExt};
 
 use crate::error::Result;
 use crate::lock;
@@ -72,10 +74,17 @@ impl ProbeCache {
         for day in days {
             probe_days.extend([day - 1, *day, day + 1]);
         }
-        let candidates: HashSet<&str> =
-            ids.iter().zip(first.iter()).filter_map(|(id, keep)| if keep == Some(true) { id } else { None }).collect();
         let probe: Vec<&TableFile> = table_files.iter().filter(|f| probe_days.contains(&f.date)).collect();
-        let existing = self.existing_ids(store, table_prefix, &probe, &candidates).await?;
+        let existing = if probe.is_empty() {
+            HashSet::new()
+        } else {
+            let candidates: HashSet<&str> = ids
+                .iter()
+                .zip(first.iter())
+                .filter_map(|(id, keep)| if keep == Some(true) { id } else { None })
+                .collect();
+            self.existing_ids(store, table_prefix, &probe, &candidates).await?
+        };
         let probed: HashSet<String> = probe.iter().map(|f| format!("{table_prefix}{}", f.path)).collect();
         lock(&self.files).retain(|path, _| !path.starts_with(table_prefix) || probed.contains(path));
         Ok(ids

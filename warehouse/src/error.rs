@@ -32,6 +32,9 @@ pub enum Error {
     /// Another compactor committed first, more times than the retry budget.
     #[error("gave up after {0} commit conflicts for project {1}")]
     Contended(usize, String),
+    /// The runtime shut down while a run was encoding; nothing was committed.
+    #[error("compaction cancelled: the runtime is shutting down")]
+    Cancelled,
     /// A failpoint fired (tests only: simulates a crash at that step).
     #[error("injected failure at {0}")]
     Injected(&'static str),
