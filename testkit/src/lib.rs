@@ -37,8 +37,7 @@ struct Moto {
 }
 
 /// The S3 server's endpoint: `CONTRAIL_TEST_S3_ENDPOINT` if set, else a moto
-/// server this process starts once. `timeout` bounds its life so it never
-/// outlives CI.
+/// server this process starts once and that stops when this process exits.
 pub fn s3_endpoint() -> &'static str {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     &MOTO
@@ -49,10 +48,18 @@ pub fn s3_endpoint() -> &'static str {
             let server = venv().join("bin/moto_server");
             assert!(server.exists(), "{} is missing: run scripts/setup-test-deps (it installs moto)", server.display());
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let child = Command::new("timeout")
-                .args(["1800"])
+            // A static's child is never dropped, so a shell watches this
+            // process and stops moto when it exits (leftover servers were
+            // seen using a third of a core long after their tests ended,
+            // slowing whatever ran next); `timeout` bounds its life anyway.
+            let watchdog = r#"timeout 1800 "$0" "$@" & moto=$!
+while kill -0 "$CONTRAIL_TEST_PID" 2>/dev/null && kill -0 "$moto" 2>/dev/null; do sleep 1; done
+kill "$moto" 2>/dev/null"#;
+            let child = Command::new("sh")
+                .args(["-c", watchdog])
                 .arg(server)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("CONTRAIL_TEST_PID", std::process::id().to_string())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
