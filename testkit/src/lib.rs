@@ -51,8 +51,10 @@ pub fn s3_endpoint() -> &'static str {
             // A static's child is never dropped, so a shell watches this
             // process and stops moto when it exits (leftover servers were
             // seen using a third of a core long after their tests ended,
-            // slowing whatever ran next); `timeout` bounds its life anyway.
+            // slowing whatever ran next), or when it is interrupted with
+            // its process group; `timeout` bounds its life anyway.
             let watchdog = r#"timeout 1800 "$0" "$@" & moto=$!
+trap 'kill "$moto" 2>/dev/null; exit' INT TERM HUP
 while kill -0 "$CONTRAIL_TEST_PID" 2>/dev/null && kill -0 "$moto" 2>/dev/null; do sleep 1; done
 kill "$moto" 2>/dev/null"#;
             let child = Command::new("sh")

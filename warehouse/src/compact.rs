@@ -26,12 +26,12 @@ use arrow::compute::concat_batches;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::Value;
 
+use crate::cpu::on_cores;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::raw::{self, RawFile};
@@ -301,11 +301,13 @@ impl Compactor {
         let rows_per_file = self.config.layout.rows_per_file;
         let parts: Vec<(i32, Arc<Vec<RowRef>>, usize)> = sorted
             .into_iter()
-            .flat_map(|(day, rows)| (0..rows.len()).step_by(rows_per_file).map(move |start| (day, rows.clone(), start)))
+            .flat_map(|(day, rows)| {
+                (0..rows.len()).step_by(rows_per_file.max(1)).map(move |start| (day, rows.clone(), start))
+            })
             .collect();
         let layout = Arc::new(self.config.layout.clone());
         let encoded = on_cores(parts, move |(day, rows, start)| {
-            let part = &rows[start..(start + layout.rows_per_file).min(rows.len())];
+            let part = &rows[start..(start + layout.rows_per_file.max(1)).min(rows.len())];
             Ok((day, encode_rows(&file_batches, part, &layout)?))
         })
         .await?;
@@ -393,33 +395,6 @@ impl Compactor {
         }
         bar
     }
-}
-
-/// Runs CPU-bound `work` on each item on Tokio's blocking pool, as many at a
-/// time as there are cores, and returns the results in order. Encoding a
-/// day of events takes seconds; on the async runtime it would stall every
-/// request `serve` handles on the same thread.
-async fn on_cores<T, R>(items: Vec<T>, work: impl Fn(T) -> Result<R> + Send + Sync + 'static) -> Result<Vec<R>>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-{
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let work = Arc::new(work);
-    let tasks = items.into_iter().map(|item| {
-        let work = work.clone();
-        tokio::task::spawn_blocking(move || work(item))
-    });
-    let mut results = futures::stream::iter(tasks).buffered(cores);
-    let mut out = Vec::new();
-    while let Some(joined) = results.next().await {
-        match joined {
-            Ok(result) => out.push(result?),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => return Err(Error::Cancelled),
-        }
-    }
-    Ok(out)
 }
 
 fn add(total: &mut RunReport, r: &RunReport) {

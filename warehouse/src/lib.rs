@@ -13,6 +13,7 @@
 //! partially visible: it is one create-only put of the next log version.
 
 pub mod compact;
+mod cpu;
 pub mod dedupe;
 pub mod error;
 pub mod location;

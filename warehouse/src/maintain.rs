@@ -26,10 +26,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 #[allow(deprecated)]
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 
+use crate::cpu::off_runtime;
 use crate::error::Result;
 use crate::location::Location;
 use crate::table::{self, PARTITION_COLUMN, TableFile};
-use crate::write::{FileLayout, RowRef, add_action, date_string, encode_rows, sort_rows};
+use crate::write::{FileLayout, RowRef, add_action, date_string, encode_rows, sort_rows, to_file_batch};
 
 /// Maintenance settings.
 #[derive(Debug, Clone)]
@@ -103,13 +104,24 @@ async fn merge_small_files(
         for file in &files {
             batches.extend(read_file(&location.store, &format!("{prefix}{}", file.path), file.size).await?);
         }
-        if batches.is_empty() {
-            continue;
-        }
-        let mut rows: Vec<RowRef> =
-            batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
-        sort_rows(&batches, &mut rows)?;
-        let merged = encode_rows(&batches, &rows, layout)?;
+        // Files in the file schema (another engine may have written other
+        // string types); a partition that does not convert is left as it is.
+        let batches = match batches.iter().map(to_file_batch).collect::<Result<Vec<_>>>() {
+            Ok(batches) if !batches.is_empty() => batches,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(project, date = %date_string(day), error = %e, "small files not merged");
+                continue;
+            }
+        };
+        let layout = layout.clone();
+        let merged = off_runtime(move || {
+            let mut rows: Vec<RowRef> =
+                batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
+            sort_rows(&batches, &mut rows)?;
+            encode_rows(&batches, &rows, &layout)
+        })
+        .await?;
         let relative = format!("{PARTITION_COLUMN}={}/part-{}.zstd.parquet", date_string(day), uuid::Uuid::new_v4());
         let mut add = add_action(relative.clone(), day, &merged, now_ms);
         add.data_change = false;

@@ -116,6 +116,10 @@ pub async fn open_or_create(location: &Location, project: &str) -> Result<DeltaT
     }
 }
 
+/// Commit summaries kept per project: about 34 hours of commits at `serve`'s
+/// default of one run every 30 s, a few megabytes.
+const COMMITS_REMEMBERED: usize = 4096;
+
 /// Tables kept loaded between runs and queries and brought up to date with
 /// the commits made since (`update_incremental`), instead of listing the
 /// whole `_delta_log/` and replaying it from the last checkpoint each time;
@@ -171,7 +175,7 @@ impl TableCache {
         table: &DeltaTable,
         since_ms: i64,
     ) -> Result<HashMap<String, i64>> {
-        let (consumed, oldest_needed) = walk_commits(
+        let consumed = walk_commits(
             table,
             since_ms,
             |version| lock(&self.commits).get(project).and_then(|m| m.get(&version).cloned()),
@@ -180,10 +184,16 @@ impl TableCache {
             },
         )
         .await?;
-        // Older commits are not needed while the oldest waiting batch stays
-        // newer; if an older one turns up, they are read again.
-        if let Some(commits) = lock(&self.commits).get_mut(project) {
-            *commits = commits.split_off(&oldest_needed);
+        // Bounded by count, not by this caller's `since`: the compactor asks
+        // from two different points in one run (every raw batch, then the
+        // waiting ones) and evicting by the later one would re-read the
+        // commits between them on every run.
+        let mut memo = lock(&self.commits);
+        if let Some(commits) = memo.get_mut(project)
+            && commits.len() > COMMITS_REMEMBERED
+            && let Some(&keep_from) = commits.keys().rev().nth(COMMITS_REMEMBERED - 1)
+        {
+            *commits = commits.split_off(&keep_from);
         }
         Ok(consumed)
     }
@@ -218,19 +228,19 @@ impl CommitSummary {
 /// commit older than `since_ms`: a raw file cannot be consumed before it was
 /// flushed, so older commits cannot list any file still waiting.
 pub async fn consumed_since(table: &DeltaTable, since_ms: i64) -> Result<HashMap<String, i64>> {
-    Ok(walk_commits(table, since_ms, |_| None, |_, _| {}).await?.0)
+    walk_commits(table, since_ms, |_| None, |_, _| {}).await
 }
 
 /// The walk behind [`consumed_since`], with a memo of commit summaries
-/// (`cached`/`remember`). Also returns the oldest version it needed.
+/// (`cached`/`remember`).
 async fn walk_commits(
     table: &DeltaTable,
     since_ms: i64,
     cached: impl Fn(u64) -> Option<Arc<CommitSummary>>,
     remember: impl Fn(u64, Arc<CommitSummary>),
-) -> Result<(HashMap<String, i64>, u64)> {
+) -> Result<HashMap<String, i64>> {
     let mut consumed = HashMap::new();
-    let Some(latest) = table.version() else { return Ok((consumed, 0)) };
+    let Some(latest) = table.version() else { return Ok(consumed) };
     let log_store = table.log_store();
     let mut version = latest;
     loop {
@@ -251,7 +261,7 @@ async fn walk_commits(
         }
         version -= 1;
     }
-    Ok((consumed, version))
+    Ok(consumed)
 }
 
 /// A data file of the table.

@@ -34,9 +34,11 @@ async fn later_runs_read_no_more_than_the_first_ones() {
             let parquet = reads.iter().filter(|p| p.ends_with(".parquet")).count();
             per_run.push((commits, parquet));
         }
-        // Run k has k files on its day and k commits in the hour before it.
-        // Re-reading them would cost at least k commit reads and 2k footer
-        // and bloom filter reads; reading only what is new costs the same at
+        // Run k has k files on its day, and its look-back (from the waiting
+        // batch's flush time, DAY0 + k ms, minus the clock margin) reaches
+        // all k commits before it, made at the real time, later. Re-reading
+        // them would cost at least k commit reads and 2k footer and bloom
+        // filter reads; reading only what is new costs the same at
         // run 29 as at run 3 (give or take a bloom filter's false positive,
         // which costs one column read).
         let early = per_run[3];
