@@ -206,11 +206,15 @@ impl Ingestor {
             ip_salt: DailySalt::new(&self.ip_secret, request.received_at),
             limits: &self.limits,
         };
+        // The top-level context is copied into every message, so it counts
+        // toward each message's size: without that, one request could turn a
+        // 512 KiB body into a thousand rows of 500 KiB each.
+        let inherited = parsed.context.as_ref().and_then(|c| serde_json::to_string(c).ok()).map_or(0, |t| t.len());
         let mut events = Vec::with_capacity(parsed.messages.len());
         let mut rejected = Vec::new();
         for (index, raw) in parsed.messages.iter().enumerate() {
             let index = index as u32;
-            match self.message(raw, path_type, &envelope) {
+            match self.message(raw, inherited, path_type, &envelope) {
                 Ok(event) => events.push((index, event)),
                 Err((code, error)) => rejected.push(RejectedMessage {
                     project_id: project.as_str().to_owned(),
@@ -225,18 +229,27 @@ impl Ingestor {
         Ok(Prepared { project, events, rejected })
     }
 
+    /// One message; `inherited` is the size of the top-level context it gets.
     fn message(
         &self,
         raw: &RawValue,
+        inherited: usize,
         path_type: Option<MessageType>,
         envelope: &Envelope<'_>,
     ) -> Result<Event, (RejectCode, String)> {
         let text = raw.get();
-        if text.len() > self.limits.max_message_bytes {
-            return Err((
-                RejectCode::MessageTooLarge,
-                format!("message is {} bytes; at most {} are allowed", text.len(), self.limits.max_message_bytes),
-            ));
+        let limit = self.limits.max_message_bytes;
+        if text.len() + inherited > limit {
+            let error = if inherited == 0 {
+                format!("message is {} bytes; at most {limit} are allowed", text.len())
+            } else {
+                format!(
+                    "message is {} bytes plus {inherited} bytes of the batch's top-level context, which is copied \
+                     into it; at most {limit} are allowed in all",
+                    text.len()
+                )
+            };
+            return Err((RejectCode::MessageTooLarge, error));
         }
         let object = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
