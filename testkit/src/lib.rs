@@ -1,6 +1,7 @@
 //! Test support shared by the workspace's integration tests: the Python venv
 //! the test setup creates, the real S3-compatible server (moto) started from
-//! it on 127.0.0.1, and the edge Worker under `wrangler dev` ([`wrangler`]).
+//! it on 127.0.0.1, the edge Worker under `wrangler dev` ([`wrangler`]), and
+//! an object store that fails on purpose ([`faulty_store`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+pub mod faulty_store;
 pub mod wrangler;
 
 /// The test venv (`CONTRAIL_VENV`, else `~/.cache/contrail/venv`), made by

@@ -1,95 +1,16 @@
 //! The flusher under faults: ambiguous and failed puts, thresholds, restarts.
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use contrail::clock::FixedClock;
 use contrail::config::Config;
 use contrail::serve::{Stack, local_store};
-use futures::stream::BoxStream;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult,
-};
+use contrail_testkit::faulty_store::{Fault, FaultyStore};
+use object_store::ObjectStore;
 use serde_json::json;
 
 use crate::harness::{SECRET, TestStack, raw_files};
-
-/// How [`FaultyStore`] fails its next puts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// Write the object, then report an error (a timeout after success).
-    AfterWrite,
-    /// Report an error without writing.
-    BeforeWrite,
-}
-
-/// Wraps a real store and fails the first `remaining` puts with `fault`.
-#[derive(Debug)]
-struct FaultyStore {
-    inner: Arc<dyn ObjectStore>,
-    fault: Fault,
-    remaining: AtomicUsize,
-}
-
-impl fmt::Display for FaultyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultyStore({})", self.inner)
-    }
-}
-
-fn injected() -> object_store::Error {
-    object_store::Error::Generic { store: "faulty", source: "injected fault".into() }
-}
-
-#[async_trait]
-impl ObjectStore for FaultyStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        let fail = self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        match (fail, self.fault) {
-            (false, _) => self.inner.put_opts(location, payload, opts).await,
-            (true, Fault::BeforeWrite) => Err(injected()),
-            (true, Fault::AfterWrite) => {
-                self.inner.put_opts(location, payload, opts).await?;
-                Err(injected())
-            }
-        }
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
 
 fn config(dir: &std::path::Path) -> Config {
     let mut config = Config::default();
@@ -100,7 +21,14 @@ fn config(dir: &std::path::Path) -> Config {
 
 async fn faulty_stack(dir: &std::path::Path, fault: Fault, failures: usize) -> (TestStack, Arc<dyn ObjectStore>) {
     let real = local_store(dir).unwrap();
-    let faulty = Arc::new(FaultyStore { inner: real.clone(), fault, remaining: AtomicUsize::new(failures) });
+    let mut remaining = failures;
+    let faulty = Arc::new(FaultyStore::new(real.clone(), move |_, _| match remaining.checked_sub(1) {
+        Some(left) => {
+            remaining = left;
+            fault
+        }
+        None => Fault::None,
+    }));
     let clock = Arc::new(FixedClock(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()));
     let stack = Stack::open_with_store(&config(dir), clock, faulty).unwrap();
     let router = contrail::app::app(stack.state.clone());

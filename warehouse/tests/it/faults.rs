@@ -1,20 +1,15 @@
 //! Object stores that fail on purpose, and the ambiguous-commit test.
 
-use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
+use contrail_testkit::faulty_store::{Fault, FaultyStore};
 use contrail_warehouse::{Compactor, CompactorConfig, Location};
-use futures::stream::BoxStream;
+use object_store::PutOptions;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult,
-};
 
 use crate::harness::{BACKENDS, DAY0, TestLocation, events};
 
-/// When a [`FaultyStore`] fails a write.
+/// Which puts a [`FaultyStore`] fails.
 #[derive(Debug)]
 pub enum Policy {
     /// The next create-only put whose path contains the text is performed,
@@ -29,120 +24,40 @@ pub enum Policy {
     Never,
 }
 
-/// Wraps a store, fails writes according to a [`Policy`] and records the
-/// paths it is asked to read.
-#[derive(Debug)]
-pub struct FaultyStore {
-    inner: Arc<dyn ObjectStore>,
-    policy: Mutex<Policy>,
-    reads: Mutex<Vec<String>>,
-}
-
-impl fmt::Display for FaultyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultyStore({})", self.inner)
-    }
-}
-
-enum Fail {
-    No,
-    Before,
-    After,
-}
-
-impl FaultyStore {
-    pub fn new(inner: Arc<dyn ObjectStore>, policy: Policy) -> Self {
-        Self { inner, policy: Mutex::new(policy), reads: Mutex::default() }
-    }
-
-    /// The paths read (one entry per GET, ranged or not) since the last call.
-    pub fn take_reads(&self) -> Vec<String> {
-        std::mem::take(&mut *self.reads.lock().unwrap())
-    }
-
-    pub fn set(&self, policy: Policy) {
-        *self.policy.lock().unwrap() = policy;
-    }
-
-    fn decide(&self, path: &Path, create: bool) -> Fail {
-        let mut policy = self.policy.lock().unwrap();
-        match &mut *policy {
-            Policy::AmbiguousOnce(text) if create && path.as_ref().contains(*text) => {
-                *policy = Policy::Never;
-                Fail::After
-            }
-            Policy::Random { state, p } => {
-                *state ^= *state << 13;
-                *state ^= *state >> 7;
-                *state ^= *state << 17;
-                let roll = (*state % 10_000) as f64 / 10_000.0;
-                if roll < *p / 2.0 {
-                    Fail::Before
-                } else if roll < *p {
-                    Fail::After
-                } else {
-                    Fail::No
+impl Policy {
+    /// The policy as a [`FaultyStore`]'s decision function.
+    pub fn decider(mut self) -> impl FnMut(&Path, &PutOptions) -> Fault + Send + 'static {
+        move |path, opts| {
+            let create = matches!(opts.mode, object_store::PutMode::Create);
+            match &mut self {
+                Policy::AmbiguousOnce(text) if create && path.as_ref().contains(*text) => {
+                    self = Policy::Never;
+                    Fault::AfterWrite
                 }
-            }
-            _ => Fail::No,
-        }
-    }
-}
-
-fn injected() -> object_store::Error {
-    object_store::Error::Generic { store: "faulty", source: "injected fault".into() }
-}
-
-#[async_trait]
-impl ObjectStore for FaultyStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        let create = matches!(opts.mode, object_store::PutMode::Create);
-        match self.decide(location, create) {
-            Fail::No => self.inner.put_opts(location, payload, opts).await,
-            Fail::Before => Err(injected()),
-            Fail::After => {
-                self.inner.put_opts(location, payload, opts).await?;
-                Err(injected())
+                Policy::Random { state, p } => {
+                    *state ^= *state << 13;
+                    *state ^= *state >> 7;
+                    *state ^= *state << 17;
+                    let roll = (*state % 10_000) as f64 / 10_000.0;
+                    if roll < *p / 2.0 {
+                        Fault::BeforeWrite
+                    } else if roll < *p {
+                        Fault::AfterWrite
+                    } else {
+                        Fault::None
+                    }
+                }
+                _ => Fault::None,
             }
         }
     }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        self.reads.lock().unwrap().push(location.to_string());
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
 }
 
-/// A location whose every store goes through `faulty` wrappers sharing one policy.
+/// A location whose stores go through [`FaultyStore`]s: Delta's (the root
+/// store) with `policy`, the compactor's own with none.
 pub fn faulty_location(base: &Location, policy: Policy) -> (Location, Arc<FaultyStore>, Arc<FaultyStore>) {
-    let root = Arc::new(FaultyStore::new(base.root_store.clone(), policy));
-    let store = Arc::new(FaultyStore::new(base.store.clone(), Policy::Never));
+    let root = Arc::new(FaultyStore::new(base.root_store.clone(), policy.decider()));
+    let store = Arc::new(FaultyStore::new(base.store.clone(), Policy::Never.decider()));
     let location = Location { store: store.clone(), root_store: root.clone(), base: base.base.clone() };
     (location, root, store)
 }

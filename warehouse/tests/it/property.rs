@@ -62,7 +62,7 @@ async fn check(backend: Backend, ops: Vec<Op>) {
             Op::Refly(_) => {}
             Op::CrashyCompact { seed } => {
                 let (location, _, store) = faulty_location(&t.location, Policy::Random { state: seed, p: 0.3 });
-                store.set(Policy::Random { state: seed.rotate_left(29) | 1, p: 0.3 });
+                store.set(Policy::Random { state: seed.rotate_left(29) | 1, p: 0.3 }.decider());
                 // A crash is an error at any write; whatever it left must be
                 // repaired by later runs.
                 let _ = Compactor::new(location, CompactorConfig { max_attempts: 2, ..Default::default() })
