@@ -96,14 +96,51 @@ pub fn sort_rows(batches: &[RecordBatch], rows: &mut [RowRef]) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     // The three columns are non-nullable in the event schema.
-    rows.sort_unstable_by(|&(ab, ar), &(bb, br)| {
-        let (a, b) = (&keys[ab], &keys[bb]);
-        a.user
-            .value(ar)
-            .cmp(b.user.value(br))
-            .then_with(|| a.time[ar].cmp(&b.time[br]))
-            .then_with(|| a.id.value(ar).cmp(b.id.value(br)))
+    //
+    // Users are ranked first (each distinct id hashed once, the distinct ids
+    // sorted), so the sort compares two integers held in the element and
+    // only looks at the rows' strings to break a tie on user and time:
+    // comparing strings scattered over a run's batches made the sort cache
+    // misses all the way down.
+    let mut first_seen: foldhash::HashMap<&str, u32> = foldhash::HashMapExt::with_capacity(rows.len() / 4);
+    let user_of_row: Vec<u32> = rows
+        .iter()
+        .map(|&(b, r)| {
+            let next = first_seen.len() as u32;
+            *first_seen.entry(keys[b].user.value(r)).or_insert(next)
+        })
+        .collect();
+    let mut users: Vec<(&str, u32)> = first_seen.into_iter().collect();
+    users.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut rank = vec![0u32; users.len()];
+    for (position, (_, user)) in users.iter().enumerate() {
+        rank[*user as usize] = position as u32;
+    }
+    #[derive(Clone, Copy)]
+    struct Sortable {
+        time: i64,
+        user: u32,
+        batch: u32,
+        row: u32,
+    }
+    let mut sortable: Vec<Sortable> = rows
+        .iter()
+        .zip(user_of_row)
+        .map(|(&(b, r), user)| Sortable {
+            time: keys[b].time[r],
+            user: rank[user as usize],
+            batch: b as u32,
+            row: r as u32,
+        })
+        .collect();
+    sortable.sort_unstable_by(|a, b| {
+        (a.user, a.time).cmp(&(b.user, b.time)).then_with(|| {
+            keys[a.batch as usize].id.value(a.row as usize).cmp(keys[b.batch as usize].id.value(b.row as usize))
+        })
     });
+    for (slot, s) in rows.iter_mut().zip(sortable) {
+        *slot = (s.batch as usize, s.row as usize);
+    }
     Ok(())
 }
 
@@ -215,4 +252,69 @@ pub fn add_action(path: String, days: i32, file: &EncodedFile, now_ms: i64) -> A
 pub fn days_of(raw_timestamps: &ArrayRef) -> Vec<i32> {
     let ts = raw_timestamps.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
     ts.values().iter().map(|ms| ms.div_euclid(86_400_000) as i32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::TimestampMicrosecondArray;
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    use super::*;
+
+    /// Three batches of rows with many ties on user and on (user, time):
+    /// `sort_rows` must give the order of a plain sort of the key tuples.
+    #[test]
+    fn rows_sort_by_user_then_time_then_event_id_across_batches() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("distinct_id", DataType::Utf8, false),
+            Field::new("timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new("event_id", DataType::Utf8, false),
+        ]));
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut expected = Vec::new();
+        let batches: Vec<RecordBatch> = (0..3)
+            .map(|b| {
+                let rows: Vec<(String, i64, String)> = (0..400)
+                    .map(|r| {
+                        (format!("user-{}", next() % 17), (next() % 5) as i64, format!("e{}-{b}-{r}", next() % 1000))
+                    })
+                    .collect();
+                expected.extend(rows.iter().cloned());
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str()))),
+                        Arc::new(
+                            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.1)).with_timezone("UTC"),
+                        ),
+                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2.as_str()))),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut rows: Vec<RowRef> = (0..3).flat_map(|b| (0..400).map(move |r| (b, r))).collect();
+        sort_rows(&batches, &mut rows).unwrap();
+        expected.sort();
+        let got: Vec<(String, i64, String)> = rows
+            .iter()
+            .map(|&(b, r)| {
+                let column = |i: usize| batches[b].column(i).clone();
+                (
+                    column(0).as_string::<i32>().value(r).to_owned(),
+                    column(1).as_primitive::<TimestampMicrosecondType>().value(r),
+                    column(2).as_string::<i32>().value(r).to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected);
+    }
 }
