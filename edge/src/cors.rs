@@ -9,6 +9,8 @@ pub const ALLOW_METHODS: &str = "POST, OPTIONS";
 pub const DEFAULT_ALLOW_HEADERS: &str = "Content-Type, Content-Encoding, Authorization, X-Write-Key";
 /// `Access-Control-Max-Age`: browsers cache a preflight for a day.
 pub const MAX_AGE_SECS: &str = "86400";
+/// Response headers a page's script may read: a 429's `Retry-After`.
+pub const EXPOSE_HEADERS: &str = "Retry-After";
 
 /// Refuses `origin` unless `allowed` is empty (any origin) or lists it
 /// exactly. Requests without an `Origin` (servers, SDKs) are always allowed:

@@ -199,7 +199,7 @@ fn allow_origin(headers: &mut HeaderMap, origin: Option<&str>) {
     if let Some(value) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
         // A browser script may read a 429's Retry-After only if it is exposed.
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Retry-After"));
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(cors::EXPOSE_HEADERS));
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
 }

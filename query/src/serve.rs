@@ -128,10 +128,12 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
         let location = contrail_warehouse::Location::local(&stack.data.join(STORE_DIR));
         let every = std::time::Duration::from_secs(config.compact.every_secs);
         let settings = config.compact.compactor(false);
+        let tables = stack.query.engine.tables();
         tokio::spawn(async move {
             match location {
                 Ok(location) => {
-                    compact_loop(contrail_warehouse::Compactor::new(location, settings), every, shutdown_rx).await
+                    let compactor = contrail_warehouse::Compactor::new(location, settings).sharing_tables(tables);
+                    compact_loop(compactor, every, shutdown_rx).await
                 }
                 Err(e) => tracing::error!(error = %e, "compactor not started"),
             }

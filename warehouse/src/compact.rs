@@ -103,7 +103,7 @@ pub struct Compactor {
     location: Location,
     config: CompactorConfig,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
-    tables: table::TableCache,
+    tables: Arc<table::TableCache>,
 }
 
 impl Compactor {
@@ -114,7 +114,15 @@ impl Compactor {
 
     /// A compactor with an injected clock (ms since the epoch).
     pub fn with_clock(location: Location, config: CompactorConfig, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
-        Self { location, config, clock, tables: table::TableCache::default() }
+        Self { location, config, clock, tables: Arc::default() }
+    }
+
+    /// Uses `tables` for the tables, commits and probes it reads, shared
+    /// with another reader of the same location (the query view in `serve`)
+    /// so the process loads and reads each of them once.
+    pub fn sharing_tables(mut self, tables: Arc<table::TableCache>) -> Self {
+        self.tables = tables;
+        self
     }
 
     /// The location compacted.
@@ -298,19 +306,19 @@ impl Compactor {
             Ok((day, Arc::new(rows)))
         })
         .await?;
-        let rows_per_file = self.config.layout.rows_per_file;
-        let parts: Vec<(i32, Arc<Vec<RowRef>>, usize)> = sorted
+        let rows_per_file = self.config.layout.rows_per_file.max(1);
+        let parts: Vec<(i32, Arc<Vec<RowRef>>, std::ops::Range<usize>)> = sorted
             .into_iter()
             .flat_map(|(day, rows)| {
-                (0..rows.len()).step_by(rows_per_file.max(1)).map(move |start| (day, rows.clone(), start))
+                (0..rows.len())
+                    .step_by(rows_per_file)
+                    .map(move |start| (day, rows.clone(), start..(start + rows_per_file).min(rows.len())))
             })
             .collect();
         let layout = Arc::new(self.config.layout.clone());
-        let encoded = on_cores(parts, move |(day, rows, start)| {
-            let part = &rows[start..(start + layout.rows_per_file.max(1)).min(rows.len())];
-            Ok((day, encode_rows(&file_batches, part, &layout)?))
-        })
-        .await?;
+        let encoded =
+            on_cores(parts, move |(day, rows, range)| Ok((day, encode_rows(&file_batches, &rows[range], &layout)?)))
+                .await?;
         let mut actions = Vec::new();
         let mut files_written = 0;
         let mut parquet_bytes = 0;

@@ -102,12 +102,21 @@ pub fn sort_rows(batches: &[RecordBatch], rows: &mut [RowRef]) -> Result<()> {
     // only looks at the rows' strings to break a tie on user and time:
     // comparing strings scattered over a run's batches made the sort cache
     // misses all the way down.
+    #[derive(Clone, Copy)]
+    struct Sortable {
+        time: i64,
+        /// The user's first-seen number, then its rank.
+        user: u32,
+        batch: u32,
+        row: u32,
+    }
     let mut first_seen: foldhash::HashMap<&str, u32> = foldhash::HashMapExt::with_capacity(rows.len() / 4);
-    let user_of_row: Vec<u32> = rows
+    let mut sortable: Vec<Sortable> = rows
         .iter()
         .map(|&(b, r)| {
             let next = first_seen.len() as u32;
-            *first_seen.entry(keys[b].user.value(r)).or_insert(next)
+            let user = *first_seen.entry(keys[b].user.value(r)).or_insert(next);
+            Sortable { time: keys[b].time[r], user, batch: b as u32, row: r as u32 }
         })
         .collect();
     let mut users: Vec<(&str, u32)> = first_seen.into_iter().collect();
@@ -116,23 +125,9 @@ pub fn sort_rows(batches: &[RecordBatch], rows: &mut [RowRef]) -> Result<()> {
     for (position, (_, user)) in users.iter().enumerate() {
         rank[*user as usize] = position as u32;
     }
-    #[derive(Clone, Copy)]
-    struct Sortable {
-        time: i64,
-        user: u32,
-        batch: u32,
-        row: u32,
+    for s in &mut sortable {
+        s.user = rank[s.user as usize];
     }
-    let mut sortable: Vec<Sortable> = rows
-        .iter()
-        .zip(user_of_row)
-        .map(|(&(b, r), user)| Sortable {
-            time: keys[b].time[r],
-            user: rank[user as usize],
-            batch: b as u32,
-            row: r as u32,
-        })
-        .collect();
     sortable.sort_unstable_by(|a, b| {
         (a.user, a.time).cmp(&(b.user, b.time)).then_with(|| {
             keys[a.batch as usize].id.value(a.row as usize).cmp(keys[b.batch as usize].id.value(b.row as usize))

@@ -366,6 +366,7 @@ pub(crate) fn set_meta(sql: &SqlStorage, key: &str, value: &str) -> Result<(), E
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of a digest.
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -39,7 +39,7 @@ pub async fn fetch(mut request: Request, env: Env, _ctx: Context) -> worker::Res
         && let Some(origin) = &origin
     {
         response.headers_mut().set("Access-Control-Allow-Origin", origin)?;
-        response.headers_mut().set("Access-Control-Expose-Headers", "Retry-After")?;
+        response.headers_mut().set("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS)?;
         response.headers_mut().set("Vary", "Origin")?;
     }
     // One structured line per request: Workers Logs indexes JSON fields.

@@ -202,7 +202,7 @@ const CHUNKS_DIGEST: &str = "contrail-chunks-sha256";
 /// anything else is a collision that must not be papered over (the chunks
 /// stay buffered).
 async fn put_once(bucket: &Bucket, key: &str, bytes: Vec<u8>, chunks: Sha256) -> Result<(), Error> {
-    let digest: String = chunks.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = super::buffer::hex(&chunks.finalize());
     let only_if_absent = Conditional { etag_does_not_match: Some("*".into()), ..Conditional::default() };
     let metadata = HashMap::from([(CHUNKS_DIGEST.to_owned(), digest.clone())]);
     let put = bucket.put(key, bytes).custom_metadata(metadata).only_if(only_if_absent);

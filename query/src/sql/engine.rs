@@ -71,6 +71,11 @@ impl Engine {
         Ok(Self { views: Arc::new(Views::new(location)), base, store_url, limits, permits })
     }
 
+    /// The table cache the views read through (see [`Views::tables`]).
+    pub fn tables(&self) -> Arc<contrail_warehouse::table::TableCache> {
+        self.views.tables().clone()
+    }
+
     /// The object store queried.
     pub fn store(&self) -> Arc<dyn object_store::ObjectStore> {
         self.views.location().store.clone()

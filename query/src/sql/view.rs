@@ -98,7 +98,7 @@ type ConsumedKeys = (Option<u64>, i64, Arc<HashMap<String, i64>>);
 /// immutable (decoded raw batches) or cheap to bring up to date (Delta tables).
 pub struct Views {
     location: Location,
-    tables: contrail_warehouse::table::TableCache,
+    tables: Arc<contrail_warehouse::table::TableCache>,
     raw: Mutex<HashMap<String, Arc<CachedRaw>>>,
     rejected: Mutex<HashMap<String, Arc<RecordBatch>>>,
     /// Per project: the deduplicated raw rows for (version, raw keys).
@@ -118,7 +118,7 @@ impl Views {
     pub fn new(location: Location) -> Self {
         Self {
             location,
-            tables: contrail_warehouse::table::TableCache::default(),
+            tables: Arc::default(),
             raw: Mutex::default(),
             rejected: Mutex::default(),
             deduped: Mutex::default(),
@@ -129,6 +129,12 @@ impl Views {
     /// The location read.
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// The tables, commits and probes read, for a compactor of the same
+    /// location to share.
+    pub fn tables(&self) -> &Arc<contrail_warehouse::table::TableCache> {
+        &self.tables
     }
 
     /// The current view of `project`.
