@@ -120,7 +120,7 @@ async fn main() {
         // compactors and queries look for consuming commits from the oldest
         // waiting batch's flush time on.
         let flushed_at = now_ms() - 600_000 + seq as i64;
-        let key = contrail_edge::raw_key::batch_key("raw", "bench", flushed_at, "bench", seq);
+        let key = contrail_edge::raw_key::batch_key("raw", "bench", "bench", flushed_at, "bench", seq);
         let bytes = contrail_edge::encode::encode_events(&batch).expect("encode");
         raw_bytes += bytes.len() as u64;
         object_store::ObjectStoreExt::put(location.store.as_ref(), &object_store::path::Path::from(key), bytes.into())

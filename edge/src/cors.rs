@@ -12,6 +12,31 @@ pub const MAX_AGE_SECS: &str = "86400";
 /// Response headers a page's script may read: a 429's `Retry-After`.
 pub const EXPOSE_HEADERS: &str = "Retry-After";
 
+// Header names are lower case (HTTP/2's form, and what `http::HeaderName`
+// accepts as a constant); both transports copy these sets as they are.
+
+/// Headers of every answer to a cross-origin request other than a
+/// preflight: the origin may read it, and a 429's `Retry-After` with it.
+pub fn answer_headers(origin: &str) -> [(&'static str, &str); 3] {
+    [("access-control-allow-origin", origin), ("access-control-expose-headers", EXPOSE_HEADERS), ("vary", "Origin")]
+}
+
+/// Headers of a preflight's `204`. Browsers send no key with a preflight, so
+/// it is answered for any origin (echoed, or `*` without one); the actual
+/// request is checked against the project's allowed origins.
+pub fn preflight_headers<'a>(
+    origin: Option<&'a str>,
+    requested_headers: Option<&'a str>,
+) -> [(&'static str, &'a str); 5] {
+    [
+        ("access-control-allow-origin", origin.unwrap_or("*")),
+        ("vary", "Origin"),
+        ("access-control-allow-methods", ALLOW_METHODS),
+        ("access-control-allow-headers", requested_headers.unwrap_or(DEFAULT_ALLOW_HEADERS)),
+        ("access-control-max-age", MAX_AGE_SECS),
+    ]
+}
+
 /// Refuses `origin` unless `allowed` is empty (any origin) or lists it
 /// exactly. Requests without an `Origin` (servers, SDKs) are always allowed:
 /// the write key is what authenticates them.

@@ -14,6 +14,7 @@ use arrow_array::{Array, ArrayAccessor, ArrayRef, RecordBatch, StringArray, Time
 use arrow_ipc::reader::FileReader;
 use arrow_ipc::writer::FileWriter;
 use arrow_schema::SchemaRef;
+use sha2::{Digest, Sha256};
 
 use crate::error::EncodeError;
 use crate::event::{Event, MessageType, RejectedMessage};
@@ -82,10 +83,43 @@ pub fn rejected_to_batch(rejected: &[RejectedMessage]) -> Result<RecordBatch, En
     Ok(RecordBatch::try_new(rejected_schema(), columns)?)
 }
 
-/// Serialises a batch as an Arrow IPC file.
-pub fn write_ipc_file(batch: &RecordBatch) -> Result<Vec<u8>, EncodeError> {
+/// Footer metadata key of a flushed raw batch: the SHA-256 (hex) of the
+/// buffered bytes it was encoded from ([`SourceDigest`]).
+pub const SOURCE_DIGEST_KEY: &str = "contrail.source_sha256";
+
+/// The digest a flush writes into its object's footer: SHA-256 over the
+/// buffered rows or chunks it encodes, each as stored (length-prefixed). A
+/// flusher that finds its create-only key taken compares the existing
+/// object's digest with its own: equal means the object is its own earlier
+/// attempt (a crash after the put, a retried put that had succeeded), from
+/// the very same buffered bytes, whichever build encoded it; anything else is
+/// a collision, never papered over. The Worker and `contrail serve` decide
+/// it this one way, and reading a footer needs no Arrow array decoder in the
+/// Worker's module.
+#[derive(Debug, Clone, Default)]
+pub struct SourceDigest(Sha256);
+
+impl SourceDigest {
+    /// Adds one buffered row or chunk, as stored.
+    pub fn add(&mut self, part: &[u8]) {
+        self.0.update((part.len() as u64).to_be_bytes());
+        self.0.update(part);
+    }
+
+    /// The hex digest.
+    pub fn finish(self) -> String {
+        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Serialises a batch as an Arrow IPC file, with `source` (a
+/// [`SourceDigest`]) in its footer when given.
+pub fn write_ipc_file(batch: &RecordBatch, source: Option<&str>) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
     let mut writer = FileWriter::try_new(&mut out, &batch.schema())?;
+    if let Some(source) = source {
+        writer.write_metadata(SOURCE_DIGEST_KEY, source);
+    }
     writer.write(batch)?;
     writer.finish()?;
     drop(writer);
@@ -94,12 +128,37 @@ pub fn write_ipc_file(batch: &RecordBatch) -> Result<Vec<u8>, EncodeError> {
 
 /// Events to Arrow IPC file bytes.
 pub fn encode_events(events: &[Event]) -> Result<Vec<u8>, EncodeError> {
-    write_ipc_file(&events_to_batch(events)?)
+    write_ipc_file(&events_to_batch(events)?, None)
+}
+
+/// Events to the Arrow IPC file a flush writes, its source digest in the footer.
+pub fn encode_flushed_events(events: &[Event], source: &str) -> Result<Vec<u8>, EncodeError> {
+    write_ipc_file(&events_to_batch(events)?, Some(source))
 }
 
 /// Quarantined messages to Arrow IPC file bytes.
 pub fn encode_rejected(rejected: &[RejectedMessage]) -> Result<Vec<u8>, EncodeError> {
-    write_ipc_file(&rejected_to_batch(rejected)?)
+    write_ipc_file(&rejected_to_batch(rejected)?, None)
+}
+
+/// Quarantined messages to the Arrow IPC file a flush writes, its source
+/// digest in the footer.
+pub fn encode_flushed_rejected(rejected: &[RejectedMessage], source: &str) -> Result<Vec<u8>, EncodeError> {
+    write_ipc_file(&rejected_to_batch(rejected)?, Some(source))
+}
+
+/// The source digest in an Arrow IPC file's footer, read from the footer
+/// alone (`None`: not an IPC file, or written without one).
+pub fn source_digest(bytes: &[u8]) -> Option<String> {
+    // An IPC file ends with: footer, footer length (i32 LE), "ARROW1".
+    let end = bytes.len().checked_sub(10)?;
+    if &bytes[end + 4..] != b"ARROW1" {
+        return None;
+    }
+    let length = usize::try_from(i32::from_le_bytes(bytes[end..end + 4].try_into().ok()?)).ok()?;
+    let footer = arrow_ipc::root_as_footer(bytes.get(end.checked_sub(length)?..end)?).ok()?;
+    let entries = footer.custom_metadata()?;
+    entries.iter().find(|kv| kv.key() == Some(SOURCE_DIGEST_KEY)).and_then(|kv| kv.value()).map(str::to_owned)
 }
 
 /// Reads the record batches of an Arrow IPC file, checking the schema version.
@@ -250,6 +309,24 @@ impl<'a> Columns<'a> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_flushed_batch_carries_its_source_digest_in_the_footer() {
+        let events: Vec<Event> = (0..5).map(sample).collect();
+        let mut source = SourceDigest::default();
+        source.add(b"row one");
+        source.add(b"row two");
+        let digest = source.finish();
+        let bytes = encode_flushed_events(&events, &digest).unwrap();
+        assert_eq!(source_digest(&bytes).as_deref(), Some(digest.as_str()));
+        assert_eq!(decode_events(&bytes).unwrap(), events, "the footer changes no row");
+        let mut other = SourceDigest::default();
+        other.add(b"row onerow two");
+        assert_ne!(other.finish(), digest, "parts are length-prefixed");
+        assert_eq!(source_digest(&encode_events(&events).unwrap()), None);
+        assert_eq!(source_digest(b"not an arrow file"), None);
+        assert_eq!(source_digest(&bytes[..bytes.len() - 3]), None, "a truncated file has no digest");
+    }
+
     pub(crate) fn sample(i: usize) -> Event {
         Event {
             event_id: format!("id-{i}"),
@@ -314,6 +391,6 @@ mod tests {
             batch.columns().to_vec(),
         )
         .unwrap();
-        assert!(matches!(decode_events(&write_ipc_file(&unversioned).unwrap()), Err(EncodeError::Schema(_))));
+        assert!(matches!(decode_events(&write_ipc_file(&unversioned, None).unwrap()), Err(EncodeError::Schema(_))));
     }
 }

@@ -31,15 +31,46 @@ pub enum Endpoint {
     Single(MessageType),
 }
 
+/// analytics.js's own telemetry endpoint: answered `200` and discarded, so a
+/// page using the unmodified library logs no failed request.
+pub const TELEMETRY_PATH: &str = "/v1/m";
+
+/// The one-letter names `@segment/analytics-next` posts to (`/v1/t`, …,
+/// `/v1/b` for batches): only under `/v1/`, as the library sends them.
+const SHORT_NAMES: [(&str, Option<MessageType>); 7] = [
+    ("b", None),
+    ("t", Some(MessageType::Track)),
+    ("p", Some(MessageType::Page)),
+    ("s", Some(MessageType::Screen)),
+    ("i", Some(MessageType::Identify)),
+    ("g", Some(MessageType::Group)),
+    ("a", Some(MessageType::Alias)),
+];
+
 impl Endpoint {
-    /// Maps `/v1/<name>` and the bare `/<name>` that some SDKs use.
+    /// Maps `/v1/<name>`, the bare `/<name>` that some SDKs use, and
+    /// analytics.js's `/v1/<letter>`.
     pub fn from_path(path: &str) -> Option<Self> {
-        let name = path.strip_prefix("/v1").unwrap_or(path).strip_prefix('/')?;
+        let versioned = path.strip_prefix("/v1");
+        let name = versioned.unwrap_or(path).strip_prefix('/')?;
         let name = name.strip_suffix('/').unwrap_or(name);
+        if versioned.is_some()
+            && let Some((_, single)) = SHORT_NAMES.iter().find(|(short, _)| *short == name)
+        {
+            return Some(single.map_or(Self::Batch, Self::Single));
+        }
         match name {
             "batch" | "import" => Some(Self::Batch),
             other => MessageType::parse(other).map(Self::Single),
         }
+    }
+
+    /// Every path [`Endpoint::from_path`] accepts (without a trailing `/`),
+    /// for transports that register routes one by one.
+    pub fn paths() -> Vec<String> {
+        let names = ["batch", "import"].into_iter().chain(MessageType::ALL.iter().map(|t| t.as_str()));
+        let long = names.flat_map(|n| [format!("/v1/{n}"), format!("/{n}")]);
+        long.chain(SHORT_NAMES.iter().map(|(short, _)| format!("/v1/{short}"))).collect()
     }
 }
 
@@ -71,6 +102,8 @@ pub struct IngestRequest<'a> {
 pub struct Prepared {
     /// The project of the write key.
     pub project: ProjectId,
+    /// The verified write key (the transport's rate limit is per key).
+    pub write_key: String,
     /// Valid messages, normalised, with their index in the request.
     pub events: Vec<(u32, Event)>,
     /// Invalid messages, for quarantine and for the answer.
@@ -154,9 +187,9 @@ impl Ingestor {
         &self.keyring
     }
 
-    /// Runs every check and normalisation. `admit` is called once the project is
-    /// known and before messages are processed: the transport's rate limit and
-    /// origin checks go there.
+    /// Runs every check and normalisation. `admit` is called with the project
+    /// and the verified key once they are known and before messages are
+    /// processed: the transport's rate limit and origin checks go there.
     pub fn prepare(
         &self,
         request: &IngestRequest<'_>,
@@ -167,8 +200,8 @@ impl Ingestor {
         // A key in a header is checked before the body is parsed: an
         // unauthenticated client should not get the server to parse 512 KiB.
         let header_key = header_write_key(request);
-        let mut project = match &header_key {
-            Some(key) => Some(self.authenticate(key, admit.take())?),
+        let mut credential = match header_key {
+            Some(key) => Some((self.authenticate(&key, admit.take())?, key)),
             None => None,
         };
 
@@ -178,11 +211,13 @@ impl Ingestor {
             Endpoint::Batch => parse_batch(text)?,
             Endpoint::Single(_) => parse_single(text)?,
         };
-        if project.is_none() {
-            let key = parsed.write_key.as_deref().ok_or(IngestError::MissingKey)?;
-            project = Some(self.authenticate(key, admit.take())?);
-        }
-        let project = project.expect("authenticated above");
+        let (project, write_key) = match credential.take() {
+            Some(verified) => verified,
+            None => {
+                let key = parsed.write_key.as_deref().ok_or(IngestError::MissingKey)?;
+                (self.authenticate(key, admit.take())?, key.to_owned())
+            }
+        };
 
         if parsed.messages.len() > self.limits.max_batch_messages {
             return Err(IngestError::TooManyMessages {
@@ -226,7 +261,7 @@ impl Ingestor {
                 }),
             }
         }
-        Ok(Prepared { project, events, rejected })
+        Ok(Prepared { project, write_key, events, rejected })
     }
 
     /// One message; `inherited` is the size of the top-level context it gets.

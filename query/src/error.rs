@@ -1,64 +1,24 @@
-//! The crate's one error type, mapped once to HTTP.
+//! The query crate's one error type, mapped once to HTTP.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use contrail_edge::IngestError;
 use contrail_edge::error::error_body;
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in the `contrail` binary and its HTTP API.
+/// Everything that can go wrong answering a query request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A whole ingest request was refused by the event contract (4xx).
-    #[error(transparent)]
-    Ingest(#[from] IngestError),
-    /// The configuration file or environment is invalid (start-up only).
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The local buffer could not store or read events (disk full, corrupt file).
-    #[error("buffer: {0}")]
-    Buffer(#[from] rusqlite::Error),
-    /// The buffer's writer is gone (shutting down).
-    #[error("the buffer is shutting down")]
-    BufferClosed,
-    /// A group commit failed; every request in the group gets this error and
-    /// none of their events were stored.
-    #[error("buffer commit failed: {0}")]
-    Commit(String),
-    /// The object store failed.
-    #[error("object store: {0}")]
-    Store(#[from] object_store::Error),
-    /// Compaction failed.
-    #[error("compaction: {0}")]
-    Compact(#[from] contrail_warehouse::Error),
-    /// Encoding or decoding a raw batch failed.
-    #[error("raw batch: {0}")]
-    Encode(#[from] contrail_edge::EncodeError),
-    /// A local file (secret, data directory) could not be read or written.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// No route for this method and path.
-    #[error("no endpoint {0}; see the README for the API")]
-    NotFound(String),
-    /// The path exists but not with this method.
-    #[error("{0} does not accept this method; use {1}")]
-    MethodNotAllowed(String, &'static str),
-    /// No usable credential for a query endpoint (401).
+    /// No usable credential (401).
     #[error("{0}")]
     Unauthorized(String),
     /// The credential is valid but not for this project (403).
     #[error("{0}")]
     Forbidden(String),
-    /// A query request that cannot be run as sent: bad SQL, a forbidden
-    /// statement, a bad parameter (400).
+    /// A request that cannot be run as sent: bad SQL, a forbidden statement,
+    /// a malformed body or parameter (400).
     #[error("{0}")]
     BadQuery(String),
     /// No representation the client accepts (406).
@@ -72,18 +32,18 @@ pub enum Error {
     /// A query needed more memory than its limit (503).
     #[error("the query needed more memory than its limit and was cancelled; filter or aggregate more ({0})")]
     QueryMemory(String),
-    /// The query engine failed for a reason that is not the query's fault.
+    /// The query engine failed for a reason that is not the query's fault (500).
     #[error("query engine: {0}")]
     Engine(String),
+    /// The object store failed (503).
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    /// Reading the project's snapshot (table version, raw batches) failed (500).
+    #[error("reading the project's data: {0}")]
+    Snapshot(#[from] contrail_warehouse::Error),
 }
 
 impl Error {
-    /// Wraps an I/O error with what was being done.
-    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
-        let context = context.into();
-        move |source| Self::Io { context, source }
-    }
-
     /// Classifies a DataFusion error once: the query's fault (400), a limit
     /// (503), storage (503), or ours (500).
     pub fn from_datafusion(error: datafusion::error::DataFusionError) -> Self {
@@ -105,15 +65,6 @@ impl Error {
     /// Stable code, also the metric label.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Ingest(e) => e.code(),
-            Self::Config(_) => "config",
-            Self::Buffer(_) | Self::BufferClosed | Self::Commit(_) => "buffer_unavailable",
-            Self::Store(_) => "store_unavailable",
-            Self::Encode(_) => "encode_failed",
-            Self::Compact(_) => "compaction_failed",
-            Self::Io { .. } => "io",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed(..) => "method_not_allowed",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::BadQuery(_) => "invalid_query",
@@ -121,32 +72,25 @@ impl Error {
             Self::QueryTimeout(_) => "query_timeout",
             Self::QueryMemory(_) => "query_memory_limit",
             Self::Engine(_) => "query_failed",
+            Self::Store(_) => "store_unavailable",
+            Self::Snapshot(_) => "snapshot_failed",
         }
     }
 
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Ingest(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadQuery(_) => StatusCode::BAD_REQUEST,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            Self::QueryTimeout(_) | Self::QueryMemory(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Buffer(_) | Self::BufferClosed | Self::Commit(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Config(_) | Self::Encode(_) | Self::Compact(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::QueryTimeout(_) | Self::QueryMemory(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Engine(_) | Self::Snapshot(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
-        match self {
-            Self::Ingest(e) => e.retry_after_secs(),
-            Self::Buffer(_) | Self::BufferClosed | Self::Commit(_) | Self::Store(_) => Some(1),
-            _ => None,
-        }
+        matches!(self, Self::Store(_)).then_some(1)
     }
 }
 

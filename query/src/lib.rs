@@ -1,33 +1,27 @@
-//! The `contrail` binary's library: `contrail serve` (ingest → durable buffer →
-//! raw batches → compactor → Delta tables, and the query API over them),
-//! `contrail query` (the query API alone), `contrail compact` and `contrail keys`.
+//! Contrail's query service: DataFusion over each project's warehouse
+//! snapshot, and the query API over HTTP.
 //!
 //! ```text
-//! HTTP ──▶ app (axum) ──▶ edge contract (prepare) ──▶ buffer (SQLite WAL, group commit)
-//!   │                                                    │  200 only after fsync
-//!   │                                                    ▼
-//!   │                                                  flush ──▶ store/raw/…/<uuidv7>.arrow ──▶ compactor ──▶ store/tables/<project>/
-//!   └──▶ api (/v1/sql, timeline, live) ──▶ sql::Engine: events = table version ∪ raw batches it has not consumed
+//! HTTP ──▶ api (Project extractor: credential → project, once)
+//!            ──▶ engine: a DataFusion session per request holding that project's tables only
+//!                  events = contrail_warehouse::Snapshot (table version ∪ unconsumed raw batches)
+//!                  rejected = the project's quarantine
+//!            ──▶ format (JSON · CSV · Arrow) / SSE
 //! ```
 //!
-//! Guarantees: a `200` means every accepted event is committed and fsynced in
-//! the buffer; every buffered event ends up in exactly one raw batch, across
-//! crashes (see `flush.rs`); a query reads each acknowledged, flushed event
-//! exactly once, before, during and after its compaction (see `sql/view.rs`).
+//! Guarantees: a query reads each acknowledged, flushed event of its project
+//! exactly once, before, during and after its compaction (the warehouse's
+//! snapshot decides what that is); a request never sees another project's
+//! data; every query runs read-only, under a deadline, a memory limit and a
+//! row limit. This crate never depends on the ingest crate or SQLite.
 
 pub mod api;
-pub mod app;
-pub mod auth;
-pub mod buffer;
-pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod error;
-pub mod flush;
-pub mod openapi;
-pub mod rate_limit;
-pub mod secret;
-pub mod serve;
-pub mod sql;
 pub mod telemetry;
 
+pub use api::{QueryState, routes};
+pub use config::QueryConfig;
+pub use engine::{Engine, QueryResult};
 pub use error::{Error, Result};

@@ -1,6 +1,6 @@
-//! An object store that fails puts on purpose and records reads: how tests
-//! make a write that happened look like one that failed (a timeout after
-//! success), and count what a component reads.
+//! An object store that fails puts on purpose and records reads and lists:
+//! how tests make a write that happened look like one that failed (a timeout
+//! after success), and count what a component reads.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -33,12 +33,13 @@ pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     decide: Mutex<Decide>,
     reads: Mutex<Vec<String>>,
+    lists: Mutex<Vec<String>>,
 }
 
 impl FaultyStore {
     /// Wraps `inner`, deciding each put with `decide`.
     pub fn new(inner: Arc<dyn ObjectStore>, decide: impl FnMut(&Path, &PutOptions) -> Fault + Send + 'static) -> Self {
-        Self { inner, decide: Mutex::new(Box::new(decide)), reads: Mutex::default() }
+        Self { inner, decide: Mutex::new(Box::new(decide)), reads: Mutex::default(), lists: Mutex::default() }
     }
 
     /// Decides the following puts with `decide` instead.
@@ -49,6 +50,15 @@ impl FaultyStore {
     /// The paths read (one entry per GET, ranged or not) since the last call.
     pub fn take_reads(&self) -> Vec<String> {
         std::mem::take(&mut *self.reads.lock().unwrap())
+    }
+
+    /// The prefixes listed (`""` for the whole store) since the last call.
+    pub fn take_lists(&self) -> Vec<String> {
+        std::mem::take(&mut *self.lists.lock().unwrap())
+    }
+
+    fn listed(&self, prefix: Option<&Path>) {
+        self.lists.lock().unwrap().push(prefix.map(Path::to_string).unwrap_or_default());
     }
 }
 
@@ -104,9 +114,11 @@ impl ObjectStore for FaultyStore {
         self.inner.delete_stream(locations)
     }
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.listed(prefix);
         self.inner.list(prefix)
     }
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.listed(prefix);
         self.inner.list_with_delimiter(prefix).await
     }
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {

@@ -1,6 +1,6 @@
 // Sends one message of each type with @segment/analytics-node, unmodified,
 // to the Contrail server at argv[2] with the write key argv[3]. The Rust test
-// (query/tests/it/process.rs) then reads the raw Arrow files and checks every
+// (contrail/tests/it/process.rs) then reads the raw Arrow files and checks every
 // field. Exits non-zero if the SDK reported any delivery error.
 import { Analytics } from '@segment/analytics-node'
 

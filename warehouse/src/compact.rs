@@ -157,25 +157,39 @@ impl Compactor {
     }
 
     async fn run(&self, report: &mut RunReport) -> Result<()> {
+        let mut budget = self.config.max_run_bytes;
+        for project in raw::projects(&self.location.store).await? {
+            self.run_project(&project, &mut budget, report).await?;
+        }
+        Ok(())
+    }
+
+    /// One project: its raw batches (listed under its own prefix only) not yet
+    /// consumed, within what is left of the run's byte budget; then garbage
+    /// collection of the ones consumed long enough ago.
+    #[tracing::instrument(skip_all, fields(project))]
+    async fn run_project(&self, project: &str, budget: &mut u64, report: &mut RunReport) -> Result<()> {
         let store = &self.location.store;
-        let all_raw = raw::list(store).await?;
+        let all_raw = raw::list(store, project).await?;
         let Some(oldest) = all_raw.first() else { return Ok(()) };
         let since = oldest.flushed_at_ms - CLOCK_MARGIN_MS;
-        let consumed = self.consumed_everywhere(since).await?;
+        let consumed = match self.tables.latest(&self.location, project).await? {
+            Some(table) => self.tables.consumed_since(project, &table, since).await?,
+            None => HashMap::new(),
+        };
 
-        let mut budget = self.config.max_run_bytes;
         let mut pending = Vec::new();
         for file in all_raw.iter().filter(|f| !consumed.contains_key(&f.key)) {
-            if !pending.is_empty() && file.size > budget {
+            if !(pending.is_empty() && report.raw_files == 0) && file.size > *budget {
                 report.raw_left += 1;
                 continue;
             }
-            budget = budget.saturating_sub(file.size);
+            *budget = budget.saturating_sub(file.size);
             pending.push(file.clone());
         }
 
         let progress = self.progress_bar(pending.len() as u64);
-        let mut by_project: BTreeMap<String, Vec<(RawFile, RecordBatch)>> = BTreeMap::new();
+        let mut files = Vec::new();
         for file in pending {
             let batches = raw::read(store, &file.key).await?;
             progress.inc(1);
@@ -188,43 +202,22 @@ impl Compactor {
             }
             let projects = batch.column_by_name("project_id").map(|c| c.as_string::<i32>().clone());
             let Some(projects) = projects else { continue };
-            let project = projects.value(0).to_owned();
-            if projects.iter().any(|p| p != Some(project.as_str())) {
-                // Flushes are per project at the edge and in `serve`; a mixed
-                // file is a contract violation and is left for an operator.
-                tracing::error!(key = %file.key, "raw batch mixes projects; not compacted");
+            if projects.iter().any(|p| p != Some(project)) {
+                // Flushes are per project at the edge and in `serve`, under the
+                // project's own prefix; a batch holding another project's rows
+                // is a contract violation and is left for an operator.
+                tracing::error!(key = %file.key, project, "raw batch holds rows of another project; not compacted");
                 continue;
             }
-            if contrail_edge::ProjectId::parse(&project).is_err() {
-                tracing::error!(key = %file.key, project, "raw batch has an invalid project id; not compacted");
-                continue;
-            }
-            by_project.entry(project).or_default().push((file, batch));
+            files.push((file, batch));
         }
         progress.finish_and_clear();
 
-        for (project, files) in by_project {
-            self.compact_project(&project, files, report).await?;
+        if !files.is_empty() {
+            self.compact_project(project, files, report).await?;
         }
         fail::fail_point!("compact::before_gc", |_| Err(Error::Injected("compact::before_gc")));
         self.collect_garbage(&all_raw, &consumed, report).await
-    }
-
-    /// Raw keys consumed by any project's commits since `since`.
-    async fn consumed_everywhere(&self, since: i64) -> Result<HashMap<String, i64>> {
-        let mut consumed = HashMap::new();
-        for project in self.projects().await? {
-            if let Some(table) = self.tables.latest(&self.location, &project).await? {
-                consumed.extend(self.tables.consumed_since(&project, &table, since).await?);
-            }
-        }
-        Ok(consumed)
-    }
-
-    /// Projects that have a table.
-    async fn projects(&self) -> Result<Vec<String>> {
-        let listing = self.location.store.list_with_delimiter(Some(&Path::from("tables"))).await?;
-        Ok(listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect())
     }
 
     #[tracing::instrument(skip_all, fields(project, files = files.len()))]
@@ -276,7 +269,7 @@ impl Compactor {
         let ids = arrow::compute::concat(&id_columns)?;
         let days: Vec<i32> =
             raw.iter().flat_map(|b| days_of(b.column_by_name("timestamp").expect("raw schema"))).collect();
-        let table_prefix = format!("tables/{project}/");
+        let table_prefix = table::prefix(project);
         let table_files = table::all_files(table)?;
         let keep = self
             .tables

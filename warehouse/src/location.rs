@@ -102,7 +102,7 @@ impl Location {
 
     /// The URL of a project's table, `<base>tables/<project>/`.
     pub fn table_url(&self, project: &str) -> Url {
-        self.base.join(&format!("tables/{project}/")).expect("project names are URL-safe")
+        self.base.join(&crate::table::prefix(project)).expect("project names are URL-safe")
     }
 }
 

@@ -69,7 +69,7 @@ pub async fn maintain(
     now_ms: i64,
 ) -> Result<MaintainReport> {
     let mut report = MaintainReport::default();
-    let listing = location.store.list_with_delimiter(Some(&Path::from("tables"))).await?;
+    let listing = location.store.list_with_delimiter(Some(&Path::from(table::TABLES_PREFIX))).await?;
     for project in listing.common_prefixes.iter().filter_map(|p| p.filename()) {
         let Some(table) = table::open(location, project).await? else { continue };
         merge_small_files(location, project, &table, layout, config, now_ms, &mut report).await?;
@@ -95,7 +95,7 @@ async fn merge_small_files(
             by_day.entry(file.date).or_default().push(file);
         }
     }
-    let prefix = format!("tables/{project}/");
+    let prefix = table::prefix(project);
     let mut actions = Vec::new();
     let mut merged_files = 0;
     let mut partitions = 0;

@@ -1,4 +1,5 @@
-//! Raw batches waiting in `raw/`: listing (the key carries the flush time) and reading.
+//! Raw batches waiting in `raw/project=<project>/`: listing one project's
+//! (the key carries the flush time) and reading them.
 
 use std::sync::Arc;
 
@@ -7,6 +8,8 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use uuid::Uuid;
+
+use contrail_edge::raw_key::{RAW_PREFIX, project_prefix};
 
 use crate::error::{Error, Result};
 
@@ -21,10 +24,30 @@ pub struct RawFile {
     pub size: u64,
 }
 
-/// Every raw batch under `raw/`, oldest flush first. Keys that are not
+/// Projects that have raw batches (`raw/project=<p>/`). Anything else under
+/// `raw/` is not in the per-project layout and is logged, never read.
+pub async fn projects(store: &Arc<dyn ObjectStore>) -> Result<Vec<String>> {
+    list_projects(store, RAW_PREFIX).await
+}
+
+/// Projects with a `project=<p>/` folder under `prefix`.
+pub(crate) async fn list_projects(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<Vec<String>> {
+    let listing = store.list_with_delimiter(Some(&Path::from(prefix))).await?;
+    let mut projects = Vec::new();
+    for folder in &listing.common_prefixes {
+        let name = folder.filename().unwrap_or_default();
+        match name.strip_prefix("project=").filter(|p| contrail_edge::ProjectId::parse(p).is_ok()) {
+            Some(project) => projects.push(project.to_owned()),
+            None => tracing::warn!(folder = %folder, "ignoring a folder that is not raw/project=<project>/"),
+        }
+    }
+    Ok(projects)
+}
+
+/// Every raw batch of `project`, oldest flush first. Keys that are not
 /// `<uuidv7>.arrow` are ignored (and logged): they are not ours.
-pub async fn list(store: &Arc<dyn ObjectStore>) -> Result<Vec<RawFile>> {
-    let prefix = Path::from(contrail_edge::raw_key::RAW_PREFIX);
+pub async fn list(store: &Arc<dyn ObjectStore>, project: &str) -> Result<Vec<RawFile>> {
+    let prefix = Path::from(project_prefix(RAW_PREFIX, project));
     let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
     let mut files: Vec<RawFile> = metas
         .into_iter()
@@ -65,7 +88,7 @@ mod tests {
 
     #[test]
     fn the_flush_time_is_read_back_from_the_key() {
-        let key = contrail_edge::raw_key::batch_key("raw", "local", 1_795_435_200_123, "buf", 1);
+        let key = contrail_edge::raw_key::batch_key("raw", "demo", "local", 1_795_435_200_123, "buf", 1);
         assert_eq!(flush_time(&key), Some(1_795_435_200_123));
         assert_eq!(flush_time("raw/region=x/date=y/notes.txt"), None);
     }

@@ -16,6 +16,19 @@ use crate::error::Result;
 use crate::location::Location;
 use crate::lock;
 
+/// Where every project's table lives: `tables/<project>/`.
+pub const TABLES_PREFIX: &str = "tables";
+/// The order rows are sorted in within each table file (and `maintain`'s
+/// merged files): a user's events are contiguous and in time order, which
+/// makes per-user reads (timelines, funnels) a range and compresses the
+/// user id column to almost nothing.
+pub const SORT_ORDER: [&str; 3] = ["distinct_id", "timestamp", "event_id"];
+
+/// `tables/<project>/`, relative to the location's base.
+pub fn prefix(project: &str) -> String {
+    format!("{TABLES_PREFIX}/{project}/")
+}
+
 /// The partition column: the UTC date of `timestamp`.
 pub const PARTITION_COLUMN: &str = "date";
 /// commitInfo key listing the raw batch keys a commit consumed.

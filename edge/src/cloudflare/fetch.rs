@@ -17,7 +17,7 @@ use super::{Configured, binding, configured};
 use crate::cors;
 use crate::error::IngestError;
 use crate::event::Event;
-use crate::ingest::{Endpoint, IngestAnswer, IngestRequest, Prepared};
+use crate::ingest::{Endpoint, IngestAnswer, IngestRequest, Prepared, TELEMETRY_PATH};
 use crate::keys::KeyKind;
 use crate::normalise::Geo;
 use crate::shard::{BufferName, region_of, shard_of};
@@ -38,9 +38,9 @@ pub async fn fetch(mut request: Request, env: Env, _ctx: Context) -> worker::Res
     if method != Method::Options
         && let Some(origin) = &origin
     {
-        response.headers_mut().set("Access-Control-Allow-Origin", origin)?;
-        response.headers_mut().set("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS)?;
-        response.headers_mut().set("Vary", "Origin")?;
+        for (name, value) in cors::answer_headers(origin) {
+            response.headers_mut().set(name, value)?;
+        }
     }
     // One structured line per request: Workers Logs indexes JSON fields.
     worker::console_log!(
@@ -59,6 +59,12 @@ async fn route(request: &mut Request, env: &Env, origin: Option<&str>) -> Result
         (Some(endpoint), Method::Post) => ingest(request, env, endpoint, origin).await,
         (Some(_), Method::Options) => preflight(request, env, origin),
         (Some(_), method) => Err(Error::MethodNotAllowed { method: method.to_string(), allow: "POST, OPTIONS" }),
+        // analytics.js's telemetry: accepted and discarded (see `TELEMETRY_PATH`).
+        (None, Method::Post) if path == TELEMETRY_PATH => Ok(Response::from_json(&serde_json::json!({}))?),
+        (None, Method::Options) if path == TELEMETRY_PATH => preflight(request, env, origin),
+        (None, method) if path == TELEMETRY_PATH => {
+            Err(Error::MethodNotAllowed { method: method.to_string(), allow: "POST, OPTIONS" })
+        }
         (None, Method::Get | Method::Head) if path == "/healthz" => {
             Ok(Response::from_json(&serde_json::json!({ "status": "ok" }))?)
         }
@@ -92,12 +98,9 @@ async fn ingest(request: &mut Request, env: &Env, endpoint: Endpoint, origin: Op
         client_ip: client_ip.as_deref(),
         geo: cf.geo(),
     };
-    let mut write_key = String::new();
-    let prepared = ingestor.prepare(&ingest_request, |project, key| {
-        cors::check_origin(settings.origins(project), origin)?;
-        write_key = key.to_owned();
-        Ok(())
-    })?;
+    let prepared =
+        ingestor.prepare(&ingest_request, |project, _| cors::check_origin(settings.origins(project), origin))?;
+    let write_key = &prepared.write_key;
 
     let region = region_of(settings.region.as_deref(), cf.get("continent").as_deref());
     let shards = settings.shards.of(&prepared.project);
@@ -108,7 +111,7 @@ async fn ingest(request: &mut Request, env: &Env, endpoint: Endpoint, origin: Op
     // over the shards (each holding 1/shards of the key's bucket) instead of
     // all queueing at one object.
     let home =
-        prepared.events.first().map_or_else(|| shard_of(&write_key, shards), |(_, e)| shard_of(&e.event_id, shards));
+        prepared.events.first().map_or_else(|| shard_of(write_key, shards), |(_, e)| shard_of(&e.event_id, shards));
     let mut by_shard: BTreeMap<u32, Vec<&Event>> = BTreeMap::new();
     for (_, event) in &prepared.events {
         by_shard.entry(shard_of(&event.event_id, shards)).or_default().push(event);
@@ -205,12 +208,10 @@ fn preflight(request: &Request, env: &Env, origin: Option<&str>) -> Result<Respo
         }
     }
     let headers = Headers::new();
-    headers.set("Access-Control-Allow-Origin", origin.unwrap_or("*"))?;
-    headers.set("Vary", "Origin")?;
-    headers.set("Access-Control-Allow-Methods", cors::ALLOW_METHODS)?;
     let requested = request.headers().get("Access-Control-Request-Headers")?;
-    headers.set("Access-Control-Allow-Headers", requested.as_deref().unwrap_or(cors::DEFAULT_ALLOW_HEADERS))?;
-    headers.set("Access-Control-Max-Age", cors::MAX_AGE_SECS)?;
+    for (name, value) in cors::preflight_headers(origin, requested.as_deref()) {
+        headers.set(name, value)?;
+    }
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 

@@ -3,30 +3,28 @@
 //! 1. **Plan**: the next flush sequence number, the last chunk it covers and its
 //!    time are stored before anything is written, so a retry (the alarm is
 //!    at-least-once, and may die mid-flush) redoes the very same flush.
-//! 2. **Put** the batch under `raw/region=…/date=…/<uuidv7>.arrow`, whose id
+//! 2. **Put** the batch under `raw/project=…/region=…/date=…/<uuidv7>.arrow`, whose id
 //!    derives from the object's name and the flush sequence, create-only, with
-//!    a SHA-256 of its chunks in the object's metadata. If the key exists, an
-//!    earlier attempt of this flush wrote it: accepted only if its digest is
-//!    that of exactly these chunks. (Comparing digests rather than decoding the
-//!    object keeps the Arrow IPC reader, a third of the module, out of the
-//!    Worker, and survives an encoder change between attempts.)
+//!    the SHA-256 of its chunks in the file's footer (`encode::SourceDigest`).
+//!    If the key exists, an earlier attempt of this flush wrote it: accepted
+//!    only if its footer carries the digest of exactly these chunks, as
+//!    `contrail serve`'s flusher decides it. (Reading a footer keeps the
+//!    Arrow array decoders out of the module, and survives an encoder change
+//!    between attempts.)
 //! 3. **Finish**: delete the chunks and advance the sequence, in one commit.
 //!
 //! A flush takes whole chunks, oldest first, up to `flush_events` events and
 //! `flush_bytes` bytes, and at least one chunk (a chunk is never split).
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use worker::{Bucket, Conditional, Env, SqlStorage, State};
 
 use super::binding;
 use super::buffer::{KIND_EVENT, KIND_REJECTED, meta, pending, set_meta};
 use super::error::Error;
-use crate::encode::{encode_events, encode_rejected};
+use crate::encode::{SourceDigest, encode_flushed_events, encode_flushed_rejected, source_digest};
 use crate::event::{Event, RejectedMessage};
-use crate::raw_key::{RAW_PREFIX, REJECTED_PREFIX, batch_key};
+use crate::raw_key::{BatchKind, batch_key};
 use crate::settings::BufferSettings;
 use crate::shard::BufferName;
 
@@ -131,39 +129,43 @@ async fn write(sql: &SqlStorage, bucket: &Bucket, name: &BufferName, plan: &Plan
     let chunks: Vec<Row> =
         sql.exec("SELECT kind, body FROM chunks WHERE seq <= ? ORDER BY seq", vec![upto.into()])?.to_array()?;
     let (mut events, mut rejected): (Vec<Event>, Vec<RejectedMessage>) = (Vec::new(), Vec::new());
-    let (mut events_digest, mut rejected_digest) = (Sha256::new(), Sha256::new());
+    let (mut events_source, mut rejected_source) = (SourceDigest::default(), SourceDigest::default());
     for chunk in chunks {
-        let digest = match chunk.kind {
+        match chunk.kind {
             KIND_EVENT => {
                 events.extend(serde_json::from_str::<Vec<Event>>(&chunk.body)?);
-                &mut events_digest
+                events_source.add(chunk.body.as_bytes());
             }
             KIND_REJECTED => {
                 rejected.extend(serde_json::from_str::<Vec<RejectedMessage>>(&chunk.body)?);
-                &mut rejected_digest
+                rejected_source.add(chunk.body.as_bytes());
             }
             other => return Err(Error::Runtime(format!("unknown chunk kind {other}"))),
-        };
-        digest.update((chunk.body.len() as u64).to_be_bytes());
-        digest.update(chunk.body.as_bytes());
+        }
     }
     let identity = name.to_string();
     let seq = plan.seq as u64;
-    let target = Target { bucket, region: &name.region, identity: &identity, seq, at_ms };
+    let target = Target { bucket, project: &name.project, region: &name.region, identity: &identity, seq, at_ms };
     if !events.is_empty() {
-        target.put(RAW_PREFIX, encode_events(&events), events_digest, events.len()).await?;
+        let source = events_source.finish();
+        let encoded = encode_flushed_events(&events, &source).map_err(|e| Error::Runtime(e.to_string()))?;
+        target.put(BatchKind::Events, encoded, &source, events.len()).await?;
         inject_fault(sql, env)?;
     }
     if !rejected.is_empty() {
-        target.put(REJECTED_PREFIX, encode_rejected(&rejected), rejected_digest, rejected.len()).await?;
+        let source = rejected_source.finish();
+        let encoded = encode_flushed_rejected(&rejected, &source).map_err(|e| Error::Runtime(e.to_string()))?;
+        target.put(BatchKind::Rejected, encoded, &source, rejected.len()).await?;
     }
     Ok(())
 }
 
-/// Where one flush's objects go: the key derives from the buffer's identity,
-/// the flush sequence number and time, under a prefix (events or quarantine).
+/// Where one flush's objects go: the key derives from the project, the
+/// buffer's identity, the flush sequence number and time, under the prefix of
+/// the batch's kind (events or quarantine).
 struct Target<'a> {
     bucket: &'a Bucket,
+    project: &'a str,
     region: &'a str,
     identity: &'a str,
     seq: u64,
@@ -171,17 +173,10 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    async fn put(
-        &self,
-        prefix: &str,
-        encoded: Result<Vec<u8>, crate::error::EncodeError>,
-        digest: Sha256,
-        rows: usize,
-    ) -> Result<(), Error> {
-        let key = batch_key(prefix, self.region, self.at_ms, self.identity, self.seq);
-        let bytes = encoded.map_err(|e| Error::Runtime(e.to_string()))?;
+    async fn put(&self, kind: BatchKind, bytes: Vec<u8>, source: &str, rows: usize) -> Result<(), Error> {
+        let key = batch_key(kind.prefix(), self.project, self.region, self.at_ms, self.identity, self.seq);
         let size = bytes.len();
-        put_once(self.bucket, &key, bytes, digest).await?;
+        put_once(self.bucket, &key, bytes, source).await?;
         log_flush(self.identity, self.seq, &key, rows, size);
         Ok(())
     }
@@ -194,26 +189,22 @@ fn log_flush(buffer: &str, seq: u64, key: &str, rows: usize, bytes: usize) {
     worker::console_log!("{line}");
 }
 
-/// Object metadata holding the SHA-256 of the chunks a batch was encoded from.
-const CHUNKS_DIGEST: &str = "contrail-chunks-sha256";
-
 /// Create-only put. An existing object under the key is this flush's own
-/// earlier attempt if it carries the digest of exactly the same chunks;
-/// anything else is a collision that must not be papered over (the chunks
-/// stay buffered).
-async fn put_once(bucket: &Bucket, key: &str, bytes: Vec<u8>, chunks: Sha256) -> Result<(), Error> {
-    let digest = super::buffer::hex(&chunks.finalize());
+/// earlier attempt only if its footer carries `source`, the digest of exactly
+/// these chunks; anything else is a collision that must not be papered over
+/// (the chunks stay buffered).
+async fn put_once(bucket: &Bucket, key: &str, bytes: Vec<u8>, source: &str) -> Result<(), Error> {
     let only_if_absent = Conditional { etag_does_not_match: Some("*".into()), ..Conditional::default() };
-    let metadata = HashMap::from([(CHUNKS_DIGEST.to_owned(), digest.clone())]);
-    let put = bucket.put(key, bytes).custom_metadata(metadata).only_if(only_if_absent);
-    if put.execute().await?.is_some() {
+    if bucket.put(key, bytes).only_if(only_if_absent).execute().await?.is_some() {
         return Ok(());
     }
-    let existing = bucket
-        .head(key)
-        .await?
-        .ok_or_else(|| Error::Runtime(format!("create-only put of {key} was refused but the object does not exist")))?;
-    if existing.custom_metadata()?.get(CHUNKS_DIGEST) == Some(&digest) {
+    let existing =
+        bucket.get(key).execute().await?.ok_or_else(|| {
+            Error::Runtime(format!("create-only put of {key} was refused but the object does not exist"))
+        })?;
+    let existing =
+        existing.body().ok_or_else(|| Error::Runtime(format!("{key} exists without a body")))?.bytes().await?;
+    if source_digest(&existing).as_deref() == Some(source) {
         worker::console_log!("{key} was written by an earlier attempt of this flush; not writing it again");
         Ok(())
     } else {

@@ -52,6 +52,11 @@ pub(crate) fn configured(env: &Env) -> Result<&'static Configured, Error> {
         let settings = EdgeSettings::from_vars(|name| {
             env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
         })?;
+        // Logged once per isolate: a value raised to its floor (a dedupe
+        // window under 24 h) is a deployment to fix, not a request's fault.
+        for warning in &settings.warnings {
+            worker::console_warn!("{}", serde_json::json!({ "level": "warn", "message": warning }));
+        }
         let ingestor = Ingestor::new(settings.keyring.clone(), Limits::default(), settings.ip_secret.clone());
         Ok(Configured { settings, ingestor })
     });

@@ -60,9 +60,11 @@ impl TestLocation {
         }
     }
 
-    /// Writes events as one raw batch under `raw/` (flush sequence `seq`, flushed at `at_ms`).
+    /// Writes events as one raw batch under their project's `raw/project=<p>/`
+    /// (flush sequence `seq`, flushed at `at_ms`).
     pub async fn put_raw(&self, events: &[Event], at_ms: i64, seq: u64) -> String {
-        let key = contrail_edge::raw_key::batch_key("raw", "test", at_ms, "buf:test", seq);
+        let project = events.first().map_or("test", |e| e.project_id.as_str());
+        let key = contrail_edge::raw_key::batch_key("raw", project, "test", at_ms, "buf:test", seq);
         let bytes = contrail_edge::encode::encode_events(events).unwrap();
         self.location.store.put(&Path::from(key.as_str()), bytes.into()).await.unwrap();
         key

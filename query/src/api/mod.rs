@@ -1,0 +1,57 @@
+//! The query API over HTTP: `POST /v1/sql`, the user timeline, live events,
+//! and the OpenAPI document. Handlers only extract, call the engine and
+//! render: the [`project::Project`] extractor resolves the credential once,
+//! and the engine then sees that project's tables only.
+
+pub mod cursor;
+pub mod extract;
+pub mod format;
+mod live;
+pub mod openapi;
+pub mod project;
+mod sql;
+mod timeline;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::Html;
+use axum::routing::{get, post};
+use contrail_edge::Keyring;
+
+use crate::engine::Engine;
+
+/// State of the query handlers.
+pub struct QueryState {
+    /// The SQL engine.
+    pub engine: Engine,
+    /// Keys.
+    pub keyring: Keyring,
+    /// How often the live stream looks for new events.
+    pub live_poll: Duration,
+}
+
+/// `POST`: one SQL statement.
+pub const SQL_PATH: &str = "/v1/sql";
+/// `GET`: a user's events, newest first.
+pub const TIMELINE_PATH: &str = "/v1/users/{distinct_id}/events";
+/// `GET`: new events as server-sent events.
+pub const LIVE_PATH: &str = "/v1/events/live";
+/// `GET`: the OpenAPI document.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+/// `GET`: the OpenAPI document, rendered.
+pub const DOCS_PATH: &str = "/docs";
+/// Every path [`routes`] serves (the OpenAPI test compares them with the document).
+pub const PATHS: [&str; 5] = [SQL_PATH, TIMELINE_PATH, LIVE_PATH, OPENAPI_PATH, DOCS_PATH];
+
+/// The query routes (no fallback: the binary merges them with others).
+pub fn routes(state: Arc<QueryState>) -> Router {
+    Router::new()
+        .route(SQL_PATH, post(sql::sql))
+        .route(TIMELINE_PATH, get(timeline::timeline))
+        .route(LIVE_PATH, get(live::live))
+        .route(OPENAPI_PATH, get(|| async { axum::Json(openapi::document()) }))
+        .route(DOCS_PATH, get(|| async { Html(openapi::DOCS_HTML) }))
+        .with_state(state)
+}
