@@ -3,7 +3,7 @@
 //! HTTP by the crate that knows it.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contrail_edge::error::error_body;
 
@@ -33,6 +33,9 @@ pub enum Error {
     /// The warehouse: compaction, upkeep, opening a store location.
     #[error("warehouse: {0}")]
     Warehouse(#[from] contrail_warehouse::Error),
+    /// The object store does not answer (readiness).
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
     /// No route for this method and path.
     #[error("no endpoint {0}; see /docs for the API")]
     NotFound(String),
@@ -49,18 +52,19 @@ impl Error {
     }
 }
 
-impl From<object_store::Error> for Error {
-    fn from(e: object_store::Error) -> Self {
-        Self::Ingest(e.into())
-    }
-}
-
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = match self {
             Self::Ingest(e) => return e.into_response(),
             Self::Query(e) => return e.into_response(),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Store(_) => {
+                tracing::error!(error = %self, "object store unavailable");
+                let body = error_body("store_unavailable", "the object store does not answer; retry shortly");
+                let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+                return response;
+            }
             Self::MethodNotAllowed(..) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Config(_) | Self::Io { .. } | Self::Warehouse(_) => {
                 tracing::error!(error = %self, "request failed");

@@ -69,7 +69,9 @@ impl Stack {
     }
 
     /// Like [`Stack::open`], with `store` in place of the location's store
-    /// for every part (tests inject fault-injecting stores here).
+    /// (raw batches, table files, readiness) for every part; Delta's log goes
+    /// through the location's root store. Tests inject fault-injecting stores
+    /// here.
     pub fn open_with_store(config: &Config, clock: Arc<dyn Clock>, store: Arc<dyn ObjectStore>) -> Result<Self> {
         let mut location = local_location(&config.server.data)?;
         location.store = store;

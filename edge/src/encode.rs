@@ -147,8 +147,13 @@ pub fn encode_flushed_rejected(rejected: &[RejectedMessage], source: &str) -> Re
     write_ipc_file(&rejected_to_batch(rejected)?, Some(source))
 }
 
+/// How much of an object's tail a flusher reads for its footer: a raw
+/// batch's footer (schema, one block, the digest) is a few kilobytes.
+pub const FOOTER_READ_BYTES: u64 = 64 << 10;
+
 /// The source digest in an Arrow IPC file's footer, read from the footer
-/// alone (`None`: not an IPC file, or written without one).
+/// alone, so `bytes` may be just the file's tail (`None`: not an IPC file's
+/// end, a tail shorter than the footer, or written without a digest).
 pub fn source_digest(bytes: &[u8]) -> Option<String> {
     // An IPC file ends with: footer, footer length (i32 LE), "ARROW1".
     let end = bytes.len().checked_sub(10)?;

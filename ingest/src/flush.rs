@@ -19,15 +19,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use contrail_edge::encode::{SourceDigest, encode_flushed_events, encode_flushed_rejected, source_digest};
+use contrail_edge::encode::{
+    FOOTER_READ_BYTES, SourceDigest, encode_flushed_events, encode_flushed_rejected, source_digest,
+};
 use contrail_edge::settings::BufferSettings;
 use contrail_edge::{Event, RejectedMessage};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use rusqlite::Connection;
 use tokio::sync::watch;
 
-use crate::buffer::{self, Buffer, Stream};
+use contrail_edge::raw_key::BatchKind;
+
+use crate::buffer::{self, Buffer};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::telemetry;
@@ -50,7 +54,7 @@ pub struct FlushPlan {
     /// Sequence number of the flush (part of its key).
     pub flush_seq: i64,
     /// Events or quarantined messages.
-    pub stream: Stream,
+    pub kind: BatchKind,
     /// The project whose rows these are.
     pub project: String,
     /// Rows of (stream, project) with `seq ≤ last_seq` belong to this flush.
@@ -77,11 +81,6 @@ impl Flusher {
         let identity = buffer.identity().to_owned();
         let FlushTarget { store, region, clock } = target;
         Self { conn: Arc::new(Mutex::new(conn)), store, clock, buffer, config, region, identity }
-    }
-
-    /// The store flushes are written to.
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
     }
 
     /// Runs until `shutdown` flips, flushing on the thresholds, then flushes
@@ -139,40 +138,24 @@ impl Flusher {
         Ok(written)
     }
 
-    #[tracing::instrument(skip_all, fields(key = %plan.key, stream = plan.stream.name(), rows = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(key = %plan.key, stream = telemetry::stream_label(plan.kind), rows = tracing::field::Empty))]
     async fn execute(&self, plan: &FlushPlan) -> Result<()> {
         let started = Instant::now();
         let p = plan.clone();
-        let rows: Vec<Vec<u8>> = self.blocking(move |conn| buffer::load_rows(conn, &p)).await?;
-        tracing::Span::current().record("rows", rows.len());
-        let mut source = SourceDigest::default();
-        for row in &rows {
-            source.add(row);
-        }
-        let source = source.finish();
-        let (bytes, count) = match plan.stream {
-            Stream::Events => {
-                let events = rows.iter().map(|r| serde_json::from_slice::<Event>(r)).collect::<Result<Vec<_>, _>>();
-                let events = events.map_err(|e| Error::Commit(format!("corrupt buffered event: {e}")))?;
-                (encode_flushed_events(&events, &source)?, events.len())
-            }
-            Stream::Rejected => {
-                let rejected =
-                    rows.iter().map(|r| serde_json::from_slice::<RejectedMessage>(r)).collect::<Result<Vec<_>, _>>();
-                let rejected = rejected.map_err(|e| Error::Commit(format!("corrupt buffered message: {e}")))?;
-                (encode_flushed_rejected(&rejected, &source)?, rejected.len())
-            }
-        };
+        // Reading, hashing and encoding up to `flush_bytes` of rows is CPU
+        // work: it runs on the blocking pool, not on the runtime serving requests.
+        let (bytes, count, source) = self.blocking(move |conn| encode_plan(conn, &p)).await?;
+        tracing::Span::current().record("rows", count);
         let size = bytes.len();
         if count > 0 {
             self.put_create_only(plan, Bytes::from(bytes), &source).await?;
         }
         let p = plan.clone();
         self.buffer.write(move |conn| buffer::finish(conn, &p)).await?;
-        if plan.stream == Stream::Events {
+        if plan.kind == BatchKind::Events {
             self.buffer.flushed(count as u64);
         }
-        telemetry::report_flush(plan.stream.name(), count, size, started.elapsed());
+        telemetry::report_flush(plan.kind, count, size, started.elapsed());
         Ok(())
     }
 
@@ -185,8 +168,7 @@ impl Flusher {
                 // Ours only if it was encoded from exactly these buffered rows:
                 // our previous attempt (a crash after the put, or a retried put
                 // that had succeeded), decided as the Worker decides it.
-                let existing = self.store.get(&path).await?.bytes().await?;
-                if source_digest(&existing).as_deref() == Some(source) {
+                if self.existing_source(&path).await?.as_deref() == Some(source) {
                     tracing::info!(key = %plan.key, "raw batch already written by an earlier attempt");
                     Ok(())
                 } else {
@@ -198,6 +180,17 @@ impl Flusher {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The source digest in the footer of the object at `path`: its tail is
+    /// read first, the whole object only if the footer is longer.
+    async fn existing_source(&self, path: &ObjectPath) -> Result<Option<String>> {
+        let tail = GetOptions { range: Some(GetRange::Suffix(FOOTER_READ_BYTES)), ..Default::default() };
+        let bytes = self.store.get_opts(path, tail).await?.bytes().await?;
+        if let Some(source) = source_digest(&bytes) {
+            return Ok(Some(source));
+        }
+        Ok(source_digest(&self.store.get(path).await?.bytes().await?))
     }
 
     /// Forgets event ids older than the dedupe window; returns how many.
@@ -218,4 +211,29 @@ impl Flusher {
         .await
         .map_err(|e| Error::Commit(format!("flush task failed: {e}")))?
     }
+}
+
+/// A plan's rows, encoded as the raw batch they become, with their count and
+/// the digest of their stored bytes (in the batch's footer).
+fn encode_plan(conn: &mut Connection, plan: &FlushPlan) -> Result<(Vec<u8>, usize, String)> {
+    let rows = buffer::load_rows(conn, plan)?;
+    let mut source = SourceDigest::default();
+    for row in &rows {
+        source.add(row);
+    }
+    let source = source.finish();
+    let encoded = match plan.kind {
+        BatchKind::Events => {
+            let events = rows.iter().map(|r| serde_json::from_slice::<Event>(r)).collect::<Result<Vec<_>, _>>();
+            let events = events.map_err(|e| Error::Commit(format!("corrupt buffered event: {e}")))?;
+            encode_flushed_events(&events, &source)?
+        }
+        BatchKind::Rejected => {
+            let rejected =
+                rows.iter().map(|r| serde_json::from_slice::<RejectedMessage>(r)).collect::<Result<Vec<_>, _>>();
+            let rejected = rejected.map_err(|e| Error::Commit(format!("corrupt buffered message: {e}")))?;
+            encode_flushed_rejected(&rejected, &source)?
+        }
+    };
+    Ok((encoded, rows.len(), source))
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use contrail_edge::raw_key::BatchKind;
 use metrics::{counter, gauge, histogram};
 
 /// Ingest requests, by outcome (`ok` or an error code).
@@ -63,8 +64,17 @@ pub fn report_commit(requests: usize, elapsed: Duration, pending_events: u64) {
     gauge!(BUFFER_PENDING_EVENTS).set(pending_events as f64);
 }
 
+/// The `stream` label of a kind of raw batch.
+pub fn stream_label(kind: BatchKind) -> &'static str {
+    match kind {
+        BatchKind::Events => "events",
+        BatchKind::Rejected => "rejected",
+    }
+}
+
 /// A raw batch of `rows` rows and `bytes` bytes was written in `elapsed`.
-pub fn report_flush(stream: &'static str, rows: usize, bytes: usize, elapsed: Duration) {
+pub fn report_flush(kind: BatchKind, rows: usize, bytes: usize, elapsed: Duration) {
+    let stream = stream_label(kind);
     counter!(FLUSHES, "stream" => stream).increment(1);
     counter!(FLUSH_ROWS, "stream" => stream).increment(rows as u64);
     counter!(FLUSH_BYTES, "stream" => stream).increment(bytes as u64);

@@ -38,9 +38,10 @@ pub enum Error {
     /// The object store failed (503).
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
-    /// Reading the project's snapshot (table version, raw batches) failed (500).
+    /// Reading the project's snapshot (table version, raw batches) failed
+    /// for a reason other than the store not answering (500).
     #[error("reading the project's data: {0}")]
-    Snapshot(#[from] contrail_warehouse::Error),
+    Snapshot(contrail_warehouse::Error),
 }
 
 impl Error {
@@ -91,6 +92,15 @@ impl Error {
 
     fn retry_after(&self) -> Option<u64> {
         matches!(self, Self::Store(_)).then_some(1)
+    }
+}
+
+impl From<contrail_warehouse::Error> for Error {
+    fn from(e: contrail_warehouse::Error) -> Self {
+        match e {
+            contrail_warehouse::Error::Store(e) => Self::Store(e),
+            other => Self::Snapshot(other),
+        }
     }
 }
 

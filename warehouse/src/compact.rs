@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::compute::concat_batches;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -104,6 +103,10 @@ pub struct Compactor {
     config: CompactorConfig,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     tables: Arc<table::TableCache>,
+    /// Raw batches refused as unusable ([`raw::project_rows`]): read once per
+    /// process and left for an operator, so they neither hold the run's
+    /// budget nor keep `run_until_caught_up` from finishing.
+    refused: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Compactor {
@@ -114,7 +117,7 @@ impl Compactor {
 
     /// A compactor with an injected clock (ms since the epoch).
     pub fn with_clock(location: Location, config: CompactorConfig, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
-        Self { location, config, clock, tables: Arc::default() }
+        Self { location, config, clock, tables: Arc::default(), refused: Default::default() }
     }
 
     /// Uses `tables` for the tables, commits and probes it reads, shared
@@ -156,60 +159,98 @@ impl Compactor {
         result.map(|()| report)
     }
 
+    /// Every project's raw batches are listed under its own prefix; the run's
+    /// byte budget goes to the oldest waiting batches first, whichever project
+    /// they belong to (a busy project cannot starve the others); then each
+    /// project is compacted and garbage-collected on its own, so one
+    /// project's failure stops only that project (the first error is returned
+    /// once the others are done).
     async fn run(&self, report: &mut RunReport) -> Result<()> {
-        let mut budget = self.config.max_run_bytes;
-        for project in raw::projects(&self.location.store).await? {
-            self.run_project(&project, &mut budget, report).await?;
+        let mut projects = Vec::new();
+        let mut waiting: Vec<(RawFile, usize)> = Vec::new();
+        let mut first_error = None;
+        for name in raw::projects(&self.location.store).await? {
+            match self.waiting(&name).await {
+                Ok((all_raw, consumed)) => {
+                    let index = projects.len();
+                    let refused = crate::lock(&self.refused);
+                    let unconsumed = all_raw
+                        .iter()
+                        .filter(|f| !consumed.contains_key(&f.key) && !refused.contains(&f.key))
+                        .cloned()
+                        .collect::<Vec<_>>();
+                    drop(refused);
+                    waiting.extend(unconsumed.into_iter().map(|f| (f, index)));
+                    projects.push((name, all_raw, consumed, Vec::new()));
+                }
+                Err(e) => {
+                    tracing::error!(project = name, error = %e, "listing the project's raw batches failed");
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        waiting.sort();
+        let mut budget = self.config.max_run_bytes;
+        let mut taken = 0;
+        for (file, index) in waiting {
+            if taken > 0 && file.size > budget {
+                report.raw_left += 1;
+                continue;
+            }
+            budget = budget.saturating_sub(file.size);
+            taken += 1;
+            projects[index].3.push(file);
+        }
+        for (project, all_raw, consumed, pending) in projects {
+            if let Err(e) = self.run_project(&project, &all_raw, &consumed, pending, report).await {
+                if matches!(e, Error::Injected(_)) {
+                    return Err(e);
+                }
+                tracing::error!(project, error = %e, "compacting the project failed; the others go on");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// One project: its raw batches (listed under its own prefix only) not yet
-    /// consumed, within what is left of the run's byte budget; then garbage
-    /// collection of the ones consumed long enough ago.
-    #[tracing::instrument(skip_all, fields(project))]
-    async fn run_project(&self, project: &str, budget: &mut u64, report: &mut RunReport) -> Result<()> {
-        let store = &self.location.store;
-        let all_raw = raw::list(store, project).await?;
-        let Some(oldest) = all_raw.first() else { return Ok(()) };
+    /// A project's raw batches, and the keys its table's commits consumed
+    /// since the oldest of them was flushed.
+    async fn waiting(&self, project: &str) -> Result<(Vec<RawFile>, HashMap<String, i64>)> {
+        let all_raw = raw::list(&self.location.store, project).await?;
+        let Some(oldest) = all_raw.first() else { return Ok((all_raw, HashMap::new())) };
         let since = oldest.flushed_at_ms - CLOCK_MARGIN_MS;
         let consumed = match self.tables.latest(&self.location, project).await? {
             Some(table) => self.tables.consumed_since(project, &table, since).await?,
             None => HashMap::new(),
         };
+        Ok((all_raw, consumed))
+    }
 
-        let mut pending = Vec::new();
-        for file in all_raw.iter().filter(|f| !consumed.contains_key(&f.key)) {
-            if !(pending.is_empty() && report.raw_files == 0) && file.size > *budget {
-                report.raw_left += 1;
-                continue;
-            }
-            *budget = budget.saturating_sub(file.size);
-            pending.push(file.clone());
-        }
-
+    /// One project: reads the batches the budget gave it, compacts them, then
+    /// deletes the ones consumed longer than the grace period ago.
+    #[tracing::instrument(skip_all, fields(project = %project, files = pending.len()))]
+    async fn run_project(
+        &self,
+        project: &str,
+        all_raw: &[RawFile],
+        consumed: &HashMap<String, i64>,
+        pending: Vec<RawFile>,
+        report: &mut RunReport,
+    ) -> Result<()> {
         let progress = self.progress_bar(pending.len() as u64);
         let mut files = Vec::new();
         for file in pending {
-            let batches = raw::read(store, &file.key).await?;
+            let batches = raw::read(&self.location.store, &file.key).await?;
             progress.inc(1);
-            let Some(first) = batches.first() else { continue };
-            let batch = concat_batches(&first.schema(), &batches)?;
             report.raw_files += 1;
             report.raw_bytes += file.size;
-            if batch.num_rows() == 0 {
-                continue;
+            match raw::project_rows(project, &file.key, &batches)? {
+                Some(batch) if batch.num_rows() > 0 => files.push((file, batch)),
+                Some(_) => {}
+                None => {
+                    crate::lock(&self.refused).insert(file.key.clone());
+                }
             }
-            let projects = batch.column_by_name("project_id").map(|c| c.as_string::<i32>().clone());
-            let Some(projects) = projects else { continue };
-            if projects.iter().any(|p| p != Some(project)) {
-                // Flushes are per project at the edge and in `serve`, under the
-                // project's own prefix; a batch holding another project's rows
-                // is a contract violation and is left for an operator.
-                tracing::error!(key = %file.key, project, "raw batch holds rows of another project; not compacted");
-                continue;
-            }
-            files.push((file, batch));
         }
         progress.finish_and_clear();
 
@@ -217,10 +258,10 @@ impl Compactor {
             self.compact_project(project, files, report).await?;
         }
         fail::fail_point!("compact::before_gc", |_| Err(Error::Injected("compact::before_gc")));
-        self.collect_garbage(&all_raw, &consumed, report).await
+        self.collect_garbage(all_raw, consumed, report).await
     }
 
-    #[tracing::instrument(skip_all, fields(project, files = files.len()))]
+    #[tracing::instrument(skip_all, fields(project = %project, files = files.len()))]
     async fn compact_project(
         &self,
         project: &str,

@@ -177,12 +177,28 @@ async fn read_file(store: &Arc<dyn ObjectStore>, key: &str, size: i64) -> Result
 
 /// Deletes files that no version within the retention period references:
 /// files removed by merges, and files of compaction attempts that never committed.
+/// Files no commit references (a failed attempt's, or those a compactor in
+/// another process has written and not yet committed) are deleted only past
+/// this age, whatever the configured retention: a compaction run writes its
+/// files and commits them within seconds to minutes.
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(3_600);
+
+/// Two passes: files removed by a commit longer than `retention` ago (no
+/// version younger than that reads them), then unreferenced files older
+/// than `retention` and [`ORPHAN_MIN_AGE`].
 async fn vacuum(table: DeltaTable, retention: Duration) -> Result<usize> {
-    let (_, metrics) = table
+    let period = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(7));
+    let (table, removed) = table
         .vacuum()
-        .with_retention_period(chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(7)))
+        .with_retention_period(period(retention))
+        .with_enforce_retention_duration(false)
+        .with_mode(VacuumMode::Lite)
+        .await?;
+    let (_, orphans) = table
+        .vacuum()
+        .with_retention_period(period(retention.max(ORPHAN_MIN_AGE)))
         .with_enforce_retention_duration(false)
         .with_mode(VacuumMode::Full)
         .await?;
-    Ok(metrics.files_deleted.len())
+    Ok(removed.files_deleted.len() + orphans.files_deleted.len())
 }

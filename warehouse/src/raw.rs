@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -27,12 +27,7 @@ pub struct RawFile {
 /// Projects that have raw batches (`raw/project=<p>/`). Anything else under
 /// `raw/` is not in the per-project layout and is logged, never read.
 pub async fn projects(store: &Arc<dyn ObjectStore>) -> Result<Vec<String>> {
-    list_projects(store, RAW_PREFIX).await
-}
-
-/// Projects with a `project=<p>/` folder under `prefix`.
-pub(crate) async fn list_projects(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<Vec<String>> {
-    let listing = store.list_with_delimiter(Some(&Path::from(prefix))).await?;
+    let listing = store.list_with_delimiter(Some(&Path::from(RAW_PREFIX))).await?;
     let mut projects = Vec::new();
     for folder in &listing.common_prefixes {
         let name = folder.filename().unwrap_or_default();
@@ -72,6 +67,24 @@ pub fn flush_time(key: &str) -> Option<i64> {
     let id = Uuid::parse_str(name).ok()?;
     let (secs, nanos) = id.get_timestamp()?.to_unix();
     Some(secs as i64 * 1000 + (nanos / 1_000_000) as i64)
+}
+
+/// A raw batch of `project` as one record batch, or `None` if it cannot be
+/// used: every row must carry the project its key names. A batch that breaks
+/// that (a writer mixing projects, or no `project_id` text column) is left
+/// for an operator, logged, by the compactor and the query snapshot alike, so
+/// a query never counts rows the table will not hold.
+pub fn project_rows(project: &str, key: &str, batches: &[RecordBatch]) -> Result<Option<RecordBatch>> {
+    let Some(first) = batches.first() else { return Ok(None) };
+    let batch = arrow::compute::concat_batches(&first.schema(), batches)?;
+    let projects = batch.column_by_name("project_id").and_then(|c| c.as_string_opt::<i32>());
+    match projects {
+        Some(projects) if projects.iter().all(|p| p == Some(project)) => Ok(Some(batch)),
+        _ => {
+            tracing::error!(key, project, "raw batch holds rows of another project (or none); not read");
+            Ok(None)
+        }
+    }
 }
 
 /// Reads a raw batch, checking its schema version.

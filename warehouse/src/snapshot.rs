@@ -4,9 +4,10 @@
 //! [`Snapshot`] and scans what it names; the rules live here, next to the
 //! compactor's.
 //!
-//! Order matters. The table is loaded first (version `V`), then the project's
-//! `raw/project=<p>/` prefix is listed (never another project's), and every raw batch that a commit up to `V` consumed is dropped.
-//! A batch consumed by a later commit `V+1` (landing while the query runs) is
+//! Order matters. The table is loaded first (version `V`), then the
+//! project's `raw/project=<p>/` prefix is listed (never another project's),
+//! and every raw batch that a commit up to `V` consumed is dropped. A batch
+//! consumed by a later commit `V+1` (landing while the query runs) is
 //! still read from `raw/`, because the compactor deletes a consumed batch only
 //! after its grace period, which is longer than any query may run. So each
 //! event is read from exactly one place: the table at `V`, or its raw batch.
@@ -18,12 +19,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use contrail_edge::ProjectId;
-use contrail_edge::raw_key::{REJECTED_PREFIX, project_prefix};
+use contrail_edge::raw_key::{RAW_PREFIX, REJECTED_PREFIX, project_prefix};
 use deltalake::DeltaTable;
 
 use crate::compact::CLOCK_MARGIN_MS;
@@ -112,7 +114,15 @@ pub struct Snapshots {
     deduped: Mutex<HashMap<String, Deduped>>,
     /// Per project: (version, since, raw keys consumed since then).
     consumed: Mutex<HashMap<String, ConsumedKeys>>,
+    /// When each project was last read: a project idle for [`IDLE_EVICTION`]
+    /// gives its cached batches and sets back.
+    last_read: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long an unread project keeps its decoded raw batches, deduplicated
+/// rows and consumed keys in memory. Without it, every project ever queried
+/// would hold them until the process ends.
+const IDLE_EVICTION: Duration = Duration::from_secs(600);
 
 impl std::fmt::Debug for Snapshots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +140,7 @@ impl Snapshots {
             rejected: Mutex::default(),
             deduped: Mutex::default(),
             consumed: Mutex::default(),
+            last_read: Mutex::default(),
         }
     }
 
@@ -147,6 +158,7 @@ impl Snapshots {
     /// The current snapshot of `project`.
     #[tracing::instrument(skip(self), fields(project = %project, version = tracing::field::Empty, raw_rows = tracing::field::Empty))]
     pub async fn snapshot(&self, project: &ProjectId) -> Result<Snapshot> {
+        self.evict_idle(project.as_str());
         let table = self.table(project.as_str()).await?;
         let version = table.as_ref().and_then(DeltaTable::version);
         let files = match &table {
@@ -217,12 +229,13 @@ impl Snapshots {
             }
             Err(e) => return Err(e),
         };
-        let Some(first) = batches.first() else { return Ok(None) };
-        let batch = concat_batches(&first.schema(), &batches)?;
-        // Only this project's rows, whatever a foreign writer put under its
-        // prefix (the compactor refuses such a batch whole).
-        let batch = only_project(&batch, project)?;
-        let rows = to_events_batch(&batch)?;
+        // A batch the compactor refuses is refused here too (cached as empty,
+        // so it is not read again), so what a query counts is what the table
+        // will hold.
+        let rows = match raw::project_rows(project, &file.key, &batches)? {
+            Some(batch) => to_events_batch(&batch)?,
+            None => RecordBatch::new_empty(events_schema()),
+        };
         let cached = Arc::new(CachedRaw { flushed_at_ms: file.flushed_at_ms, rows });
         lock(&self.raw).insert(file.key.clone(), cached.clone());
         Ok(Some(cached))
@@ -232,10 +245,36 @@ impl Snapshots {
     /// has consumed: they stay in `raw/` for the grace period, but no query
     /// of this version or later reads them again.
     fn forget_raw(&self, listed: &[raw::RawFile], project: &str, consumed: &HashMap<String, i64>) {
-        let mine = project_prefix(contrail_edge::raw_key::RAW_PREFIX, project);
+        let mine = project_prefix(RAW_PREFIX, project);
         let keys: HashSet<&str> = listed.iter().map(|f| f.key.as_str()).collect();
         lock(&self.raw)
             .retain(|k, _| !k.starts_with(&mine) || (keys.contains(k.as_str()) && !consumed.contains_key(k)));
+    }
+
+    /// Marks `project` read now and drops what projects unread for
+    /// [`IDLE_EVICTION`] cached (they are read again on their next query).
+    fn evict_idle(&self, project: &str) {
+        let now = Instant::now();
+        let idle: Vec<String> = {
+            let mut last_read = lock(&self.last_read);
+            last_read.insert(project.to_owned(), now);
+            let idle: Vec<String> =
+                last_read.iter().filter(|(_, at)| now - **at > IDLE_EVICTION).map(|(p, _)| p.clone()).collect();
+            for p in &idle {
+                last_read.remove(p);
+            }
+            idle
+        };
+        if idle.is_empty() {
+            return;
+        }
+        let prefixes: Vec<String> =
+            idle.iter().flat_map(|p| [project_prefix(RAW_PREFIX, p), project_prefix(REJECTED_PREFIX, p)]).collect();
+        let keep = |key: &String| !prefixes.iter().any(|p| key.starts_with(p.as_str()));
+        lock(&self.raw).retain(|k, _| keep(k));
+        lock(&self.rejected).retain(|k, _| keep(k));
+        lock(&self.deduped).retain(|p, _| !idle.contains(p));
+        lock(&self.consumed).retain(|p, _| !idle.contains(p));
     }
 
     /// Raw rows minus duplicates (within the raw rows, and against the table).
@@ -306,9 +345,10 @@ impl Snapshots {
     }
 }
 
-/// The rows of `batch` whose `project_id` is `project`.
+/// The rows of a quarantine batch whose `project_id` is `project` (none if
+/// it has no such text column).
 fn only_project(batch: &RecordBatch, project: &str) -> Result<RecordBatch> {
-    let Some(projects) = batch.column_by_name("project_id").map(|c| c.as_string::<i32>().clone()) else {
+    let Some(projects) = batch.column_by_name("project_id").and_then(|c| c.as_string_opt::<i32>()).cloned() else {
         return Ok(batch.slice(0, 0));
     };
     if projects.iter().all(|p| p == Some(project)) {

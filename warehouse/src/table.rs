@@ -88,7 +88,7 @@ fn builder(location: &Location, project: &str) -> Result<DeltaTableBuilder> {
 pub async fn open(location: &Location, project: &str) -> Result<Option<DeltaTable>> {
     // Look before loading: Delta's kernel logs an error for a missing table,
     // which on a first run is the normal case, not one.
-    let log = object_store::path::Path::from(format!("tables/{project}/_delta_log"));
+    let log = object_store::path::Path::from(format!("{}_delta_log", prefix(project)));
     let mut entries = location.store.list(Some(&log));
     if futures::StreamExt::next(&mut entries).await.transpose()?.is_none() {
         return Ok(None);

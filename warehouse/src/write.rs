@@ -16,7 +16,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde_json::json;
 
 use crate::error::Result;
-use crate::table::{PARTITION_COLUMN, file_schema};
+use crate::table::{PARTITION_COLUMN, SORT_ORDER, file_schema};
 
 /// How table files are laid out.
 #[derive(Debug, Clone)]
@@ -69,9 +69,9 @@ pub type RowRef = (usize, usize);
 /// kernel must zero, which cost more than the copy itself).
 const GATHER_ROWS: usize = 16 << 10;
 
-/// Sorts row references into table order: (`distinct_id`, `timestamp`,
-/// `event_id`). A user's events are contiguous, so per-user queries
-/// (timelines, funnels) read few pages and the columns compress well.
+/// Sorts row references into table order, [`SORT_ORDER`]: (`distinct_id`,
+/// `timestamp`, `event_id`). A user's events are contiguous, so per-user
+/// queries (timelines, funnels) read few pages and the columns compress well.
 /// `batches` have the file schema.
 pub fn sort_rows(batches: &[RecordBatch], rows: &mut [RowRef]) -> Result<()> {
     struct Keys<'a> {
@@ -186,10 +186,12 @@ pub fn encode_rows(batches: &[RecordBatch], rows: &[RowRef], layout: &FileLayout
         .set_column_bloom_filter_enabled("event_id".into(), true)
         .set_column_bloom_filter_fpp("event_id".into(), 0.01)
         .set_column_bloom_filter_max_ndv("event_id".into(), rows.len().min(layout.row_group_rows).max(1) as u64)
-        .set_sorting_columns(Some(vec![
-            SortingColumn { column_idx: index("distinct_id")?, descending: false, nulls_first: false },
-            SortingColumn { column_idx: index("timestamp")?, descending: false, nulls_first: false },
-        ]))
+        .set_sorting_columns(Some(
+            SORT_ORDER
+                .iter()
+                .map(|name| Ok(SortingColumn { column_idx: index(name)?, descending: false, nulls_first: false }))
+                .collect::<Result<Vec<_>>>()?,
+        ))
         .build();
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(properties))?;

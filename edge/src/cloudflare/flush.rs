@@ -17,12 +17,12 @@
 //! `flush_bytes` bytes, and at least one chunk (a chunk is never split).
 
 use serde::Deserialize;
-use worker::{Bucket, Conditional, Env, SqlStorage, State};
+use worker::{Bucket, Conditional, Env, Range, SqlStorage, State};
 
 use super::binding;
 use super::buffer::{KIND_EVENT, KIND_REJECTED, meta, pending, set_meta};
 use super::error::Error;
-use crate::encode::{SourceDigest, encode_flushed_events, encode_flushed_rejected, source_digest};
+use crate::encode::{FOOTER_READ_BYTES, SourceDigest, encode_flushed_events, encode_flushed_rejected, source_digest};
 use crate::event::{Event, RejectedMessage};
 use crate::raw_key::{BatchKind, batch_key};
 use crate::settings::BufferSettings;
@@ -198,18 +198,31 @@ async fn put_once(bucket: &Bucket, key: &str, bytes: Vec<u8>, source: &str) -> R
     if bucket.put(key, bytes).only_if(only_if_absent).execute().await?.is_some() {
         return Ok(());
     }
-    let existing =
-        bucket.get(key).execute().await?.ok_or_else(|| {
-            Error::Runtime(format!("create-only put of {key} was refused but the object does not exist"))
-        })?;
-    let existing =
-        existing.body().ok_or_else(|| Error::Runtime(format!("{key} exists without a body")))?.bytes().await?;
-    if source_digest(&existing).as_deref() == Some(source) {
+    let mut found = existing_source(bucket, key, Some(Range::Suffix { suffix: FOOTER_READ_BYTES })).await?;
+    if found.is_none() {
+        found = existing_source(bucket, key, None).await?;
+    }
+    if found.as_deref() == Some(source) {
         worker::console_log!("{key} was written by an earlier attempt of this flush; not writing it again");
         Ok(())
     } else {
         Err(Error::Runtime(format!("{key} exists with other events: refusing to overwrite it")))
     }
+}
+
+/// The source digest in the footer of the object at `key`, reading `range`
+/// of it (its tail first: the footer is a few kilobytes).
+async fn existing_source(bucket: &Bucket, key: &str, range: Option<Range>) -> Result<Option<String>, Error> {
+    let mut get = bucket.get(key);
+    if let Some(range) = range {
+        get = get.range(range);
+    }
+    let object = get
+        .execute()
+        .await?
+        .ok_or_else(|| Error::Runtime(format!("create-only put of {key} was refused but the object does not exist")))?;
+    let bytes = object.body().ok_or_else(|| Error::Runtime(format!("{key} exists without a body")))?.bytes().await?;
+    Ok(source_digest(&bytes))
 }
 
 /// Removes the flushed chunks and ends the plan, in one commit.

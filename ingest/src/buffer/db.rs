@@ -12,15 +12,28 @@
 
 use std::path::Path;
 
-use contrail_edge::raw_key::batch_key;
+use contrail_edge::raw_key::{BatchKind, batch_key, project_of, project_prefix};
 use contrail_edge::settings::BufferSettings;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{StoreJob, Stream};
+use super::StoreJob;
 use crate::error::Result;
 use crate::flush::FlushPlan;
 
 /// Opens (creating if needed) the buffer database with durable settings.
+/// How a batch kind is stored in the `stream` columns.
+fn code(kind: BatchKind) -> i64 {
+    match kind {
+        BatchKind::Events => 0,
+        BatchKind::Rejected => 1,
+    }
+}
+
+/// The batch kind a `stream` column holds (only the two codes are ever written).
+fn kind(code: i64) -> BatchKind {
+    if code == 1 { BatchKind::Rejected } else { BatchKind::Events }
+}
+
 pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     // WAL: readers (the flusher) never block the writer. synchronous=FULL: the
@@ -81,16 +94,40 @@ pub(crate) fn commit(conn: &mut Connection, jobs: &[StoreJob]) -> rusqlite::Resu
                     dup += 1;
                     continue;
                 }
-                insert.execute(params![Stream::Events.as_i64(), job.project, received_at, row.len() as i64, row])?;
+                insert.execute(params![code(BatchKind::Events), job.project, received_at, row.len() as i64, row])?;
             }
             for (received_at, row) in &job.rejected {
-                insert.execute(params![Stream::Rejected.as_i64(), job.project, received_at, row.len() as i64, row])?;
+                insert.execute(params![code(BatchKind::Rejected), job.project, received_at, row.len() as i64, row])?;
             }
             duplicates.push(dup);
         }
     }
     tx.commit()?;
     Ok(duplicates)
+}
+
+/// Moves unfinished flushes planned by a build that wrote keys without the
+/// project (`raw/region=…`, read by no reader since raw keys name their
+/// project) to the same key under `raw/project=<p>/`. If the old build's put
+/// had gone through, its object stays behind unread; the flush writes the
+/// rows again where readers look, so nothing acknowledged is lost and nothing
+/// is read twice. Returns how many plans moved.
+pub(crate) fn migrate_legacy_plans(conn: &mut Connection) -> Result<usize> {
+    let plans = unfinished(conn)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut moved = 0;
+    for plan in plans {
+        let prefix = plan.kind.prefix();
+        if project_of(prefix, &plan.key).is_some() {
+            continue;
+        }
+        let Some(rest) = plan.key.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) else { continue };
+        let key = format!("{}{rest}", project_prefix(prefix, &plan.project));
+        tx.execute("UPDATE flushes SET key = ?1 WHERE flush_seq = ?2", params![key, plan.flush_seq])?;
+        moved += 1;
+    }
+    tx.commit()?;
+    Ok(moved)
 }
 
 pub(crate) fn unfinished(conn: &mut Connection) -> Result<Vec<FlushPlan>> {
@@ -100,7 +137,7 @@ pub(crate) fn unfinished(conn: &mut Connection) -> Result<Vec<FlushPlan>> {
         .query_map([], |r| {
             Ok(FlushPlan {
                 flush_seq: r.get(0)?,
-                stream: Stream::from_i64(r.get(1)?).unwrap_or(Stream::Events),
+                kind: kind(r.get(1)?),
                 project: r.get(2)?,
                 last_seq: r.get(3)?,
                 key: r.get(4)?,
@@ -147,23 +184,23 @@ pub(crate) fn plan_next(
         }
         last
     };
-    let stream = Stream::from_i64(stream).unwrap_or(Stream::Events);
+    let stream = kind(stream);
     tx.execute(
         "INSERT INTO flushes(stream, project, last_seq, flushed_at, key) VALUES (?1, ?2, ?3, ?4, '')",
-        params![stream.as_i64(), project, last_seq, now_ms],
+        params![code(stream), project, last_seq, now_ms],
     )?;
     let flush_seq = tx.last_insert_rowid();
-    let key = batch_key(stream.kind().prefix(), &project, region, now_ms, identity, flush_seq as u64);
+    let key = batch_key(stream.prefix(), &project, region, now_ms, identity, flush_seq as u64);
     tx.execute("UPDATE flushes SET key = ?1 WHERE flush_seq = ?2", params![key, flush_seq])?;
     tx.commit()?;
-    Ok(Some(FlushPlan { flush_seq, stream, project, last_seq, key }))
+    Ok(Some(FlushPlan { flush_seq, kind: stream, project, last_seq, key }))
 }
 
 pub(crate) fn load_rows(conn: &mut Connection, plan: &FlushPlan) -> Result<Vec<Vec<u8>>> {
     let mut stmt =
         conn.prepare_cached("SELECT row FROM pending WHERE stream = ?1 AND project = ?2 AND seq <= ?3 ORDER BY seq")?;
     let rows = stmt
-        .query_map(params![plan.stream.as_i64(), plan.project, plan.last_seq], |r| r.get::<_, Vec<u8>>(0))?
+        .query_map(params![code(plan.kind), plan.project, plan.last_seq], |r| r.get::<_, Vec<u8>>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -175,7 +212,7 @@ pub(crate) fn finish(conn: &mut Connection, plan: &FlushPlan) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "DELETE FROM pending WHERE stream = ?1 AND project = ?2 AND seq <= ?3",
-        params![plan.stream.as_i64(), plan.project, plan.last_seq],
+        params![code(plan.kind), plan.project, plan.last_seq],
     )?;
     tx.execute("UPDATE flushes SET done = 1 WHERE flush_seq = ?1", [plan.flush_seq])?;
     tx.execute("DELETE FROM flushes WHERE done = 1 AND flush_seq <= ?1", [plan.flush_seq - DONE_FLUSHES_KEPT])?;
@@ -186,4 +223,31 @@ pub(crate) fn finish(conn: &mut Connection, plan: &FlushPlan) -> Result<()> {
 /// Forgets event ids seen before `cutoff_ms`: the end of the dedupe window.
 pub(crate) fn prune_seen(conn: &mut Connection, cutoff_ms: i64) -> Result<usize> {
     Ok(conn.execute("DELETE FROM seen WHERE seen_at < ?1", [cutoff_ms])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unfinished_flush_planned_with_a_key_without_the_project_moves_under_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_connection(&dir.path().join("buffer.sqlite")).unwrap();
+        let legacy = "raw/region=local/date=2026-11-23/0193a1b2-0000-7000-8000-000000000000.arrow";
+        let current = "raw/project=shop/region=local/date=2026-11-23/0193a1b2-0000-7000-8000-000000000001.arrow";
+        for (seq, project, key, done) in [(1, "demo", legacy, 0), (2, "shop", current, 0), (3, "demo", legacy, 1)] {
+            conn.execute(
+                "INSERT INTO flushes(flush_seq, stream, project, last_seq, flushed_at, key, done) VALUES (?1, 0, ?2, 9, 0, ?3, ?4)",
+                params![seq, project, key, done],
+            )
+            .unwrap();
+        }
+        assert_eq!(migrate_legacy_plans(&mut conn).unwrap(), 1);
+        let keys: Vec<String> = unfinished(&mut conn).unwrap().into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            ["raw/project=demo/region=local/date=2026-11-23/0193a1b2-0000-7000-8000-000000000000.arrow", current]
+        );
+        assert_eq!(migrate_legacy_plans(&mut conn).unwrap(), 0, "once");
+    }
 }

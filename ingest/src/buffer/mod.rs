@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use contrail_edge::raw_key::BatchKind;
 use contrail_edge::settings::BufferSettings;
 use contrail_edge::{Event, RejectedMessage};
 use rusqlite::Connection;
@@ -31,48 +30,6 @@ pub(crate) use self::db::{finish, load_rows, plan_next, prune_seen, unfinished};
 use crate::error::{Error, Result};
 use crate::flush::{FlushTarget, Flusher};
 use crate::telemetry;
-
-/// Which kind of row a pending row or flush holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Accepted events → `raw/…`.
-    Events,
-    /// Quarantined messages → `rejected/…`.
-    Rejected,
-}
-
-impl Stream {
-    pub(crate) fn as_i64(self) -> i64 {
-        match self {
-            Self::Events => 0,
-            Self::Rejected => 1,
-        }
-    }
-
-    pub(crate) fn from_i64(v: i64) -> Option<Self> {
-        match v {
-            0 => Some(Self::Events),
-            1 => Some(Self::Rejected),
-            _ => None,
-        }
-    }
-
-    /// Metric label.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Events => "events",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    /// What its raw batches hold (and so where they go).
-    pub fn kind(self) -> BatchKind {
-        match self {
-            Self::Events => BatchKind::Events,
-            Self::Rejected => BatchKind::Rejected,
-        }
-    }
-}
 
 /// Opens the durable buffer at `path` (created on first use) and the flusher
 /// that empties it into `target`'s store: the writer thread owns one
@@ -131,6 +88,10 @@ impl Buffer {
     /// Starts the writer thread on `path`.
     fn start(path: &Path, flush_events: usize) -> Result<Self> {
         let mut conn = db::open_connection(path)?;
+        let moved = db::migrate_legacy_plans(&mut conn)?;
+        if moved > 0 {
+            tracing::warn!(moved, "unfinished flushes planned under raw/region=… now go under raw/project=<p>/");
+        }
         let identity: Arc<str> = db::identity(&conn)?.into();
         let pending = Arc::new(AtomicU64::new(db::pending_events(&conn)?));
         let wake_flusher = Arc::new(Notify::new());

@@ -7,7 +7,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::TimestampMicrosecondType;
 use contrail_warehouse::{Compactor, CompactorConfig};
 
-use crate::harness::{BACKENDS, DAY_MS, DAY0, TestLocation, compactor, event, events};
+use crate::harness::{BACKENDS, Backend, DAY_MS, DAY0, TestLocation, compactor, event, events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_land_once_in_their_date_partition_sorted_by_user_and_time() {
@@ -124,4 +124,41 @@ async fn the_table_carries_the_schema_version_and_the_consumed_files() {
         assert!(consumed.contains_key(&key), "{backend:?}: {consumed:?}");
         let _ = event("acme", "unused", 0).timestamp;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_byte_budget_goes_to_the_oldest_batches_of_any_project_and_a_broken_project_stops_no_other() {
+    let t = TestLocation::new(Backend::Local);
+    // "busy" (sorting first) has a backlog flushed after "quiet"'s one batch.
+    for seq in 0..4u64 {
+        let batch = events("busy", (0..50).map(|i| format!("b{seq}-{i}")), DAY0 + 1_000);
+        t.put_raw(&batch, DAY0 + 10_000 + seq as i64, seq).await;
+    }
+    t.put_raw(&events("quiet", (0..5).map(|i| format!("q{i}")), DAY0 + 1_000), DAY0 + 5_000, 9).await;
+    // A batch under "broken"'s prefix holding another project's rows: refused,
+    // and the run still compacts everyone else.
+    let foreign = events("busy", ["stray".to_owned()], DAY0 + 1_000);
+    let key = contrail_edge::raw_key::batch_key("raw", "broken", "test", DAY0 + 1, "buf:test", 1);
+    let bytes = contrail_edge::encode::encode_events(&foreign).unwrap();
+    object_store::ObjectStoreExt::put(t.location.store.as_ref(), &object_store::path::Path::from(key), bytes.into())
+        .await
+        .unwrap();
+
+    // A budget of one byte: each run takes exactly its oldest waiting batch.
+    let config = CompactorConfig { max_run_bytes: 1, ..Default::default() };
+    let compactor = contrail_warehouse::Compactor::new(t.location.clone(), config);
+    let first = compactor.run_once().await.unwrap();
+    assert_eq!(
+        (first.raw_files, first.events_out),
+        (1, 0),
+        "the refused batch was the oldest: read, refused: {first:?}"
+    );
+    let second = compactor.run_once().await.unwrap();
+    assert_eq!((second.raw_files, second.events_out), (1, 5), "then quiet's batch, older than busy's: {second:?}");
+    assert_eq!(t.id_counts("quiet").await.len(), 5);
+    let report = compactor.run_until_caught_up().await.unwrap();
+    assert_eq!((report.raw_files, report.raw_left), (4, 0), "the refused batch holds no budget: {report:?}");
+    let busy = t.id_counts("busy").await;
+    assert_eq!(busy.len(), 200, "{report:?}");
+    assert!(!busy.contains_key("stray"), "a foreign row under another project's prefix is never committed");
 }

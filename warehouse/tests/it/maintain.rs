@@ -21,12 +21,23 @@ async fn small_files_are_merged_per_partition_and_vacuum_removes_the_old_ones() 
         let table = contrail_warehouse::table::open(&t.location, "acme").await.unwrap().unwrap();
         assert_eq!(contrail_warehouse::table::all_files(&table).unwrap().len(), 20);
         let before = t.id_counts("acme").await;
+        // A file no commit references yet: what a compactor in another process
+        // has written and is about to commit. Vacuum must leave it, even with
+        // no retention, or that commit would point at a deleted file.
+        let in_flight = object_store::path::Path::from("tables/acme/date=2026-01-01/part-in-flight.zstd.parquet");
+        object_store::ObjectStoreExt::put(t.location.store.as_ref(), &in_flight, b"not yet committed".to_vec().into())
+            .await
+            .unwrap();
 
         let config = MaintainConfig { retention: Duration::ZERO, ..Default::default() };
         let report =
             maintain(&t.location, &Default::default(), &config, chrono::Utc::now().timestamp_millis()).await.unwrap();
         assert_eq!((report.partitions_merged, report.files_merged), (2, 20), "{backend:?}");
         assert!(report.files_vacuumed >= 20, "{backend:?}: the replaced files are deleted: {report:?}");
+        assert!(
+            object_store::ObjectStoreExt::head(t.location.store.as_ref(), &in_flight).await.is_ok(),
+            "{backend:?}: a file younger than an hour that no commit references is kept"
+        );
 
         let table = contrail_warehouse::table::open(&t.location, "acme").await.unwrap().unwrap();
         let files = contrail_warehouse::table::all_files(&table).unwrap();
