@@ -229,3 +229,24 @@ async fn live_events_stream_new_events_and_resume_after_last_event_id() {
     let again_ids: Vec<&str> = again.iter().map(|(_, e)| e["event_id"].as_str().unwrap()).collect();
     assert_eq!(again_ids, [ids[1], "new-3"]);
 }
+
+#[tokio::test]
+async fn malformed_query_strings_paths_and_bodies_get_the_json_error_shape() {
+    let stack = TestStack::new();
+    let auth = format!("Bearer {}", stack.query_key("demo"));
+    for path in [
+        "/v1/users/u1/events?limit=null",
+        "/v1/users/u1/events?limit=-3",
+        "/v1/users/%FF%FE/events",
+        "/v1/events/live?event=a&event=b",
+    ] {
+        let (status, headers, body) = stack.get(path, &[("authorization", &auth)]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(headers["content-type"], "application/json", "{path}");
+        assert_eq!(body["error"]["code"], "invalid_query", "{path}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.len() > 20), "{path}: {body}");
+    }
+    // The credential is checked before anything else is parsed.
+    let (status, _, body) = stack.get("/v1/users/u1/events?limit=null", &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+}
