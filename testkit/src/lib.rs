@@ -1,7 +1,8 @@
 //! Test support shared by the workspace's integration tests: the Python venv
 //! the test setup creates, the real S3-compatible server (moto) started from
 //! it on 127.0.0.1, the edge Worker under `wrangler dev` ([`wrangler`]), and
-//! an object store that fails on purpose ([`faulty_store`]).
+//! an object store that fails on purpose ([`faulty_store`]), and ClickHouse
+//! (chDB) as the oracle of the funnel and retention tests ([`clickhouse`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+pub mod clickhouse;
 pub mod faulty_store;
 pub mod wrangler;
 
