@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, ListArray, StringArray, StructArray, UInt8Array, Int64Array};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray, StringArray, StructArray, UInt8Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, UInt32Type};
@@ -56,12 +56,9 @@ impl AggregateUDFImpl for FunnelChain {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
-            [DataType::Timestamp(unit, tz), _, _, _] => Ok(vec![
-                DataType::Timestamp(*unit, tz.clone()),
-                DataType::UInt32,
-                DataType::UInt32,
-                DataType::Utf8,
-            ]),
+            [DataType::Timestamp(unit, tz), _, _, _] => {
+                Ok(vec![DataType::Timestamp(*unit, tz.clone()), DataType::UInt32, DataType::UInt32, DataType::Utf8])
+            }
             other => plan_err!("funnel_chain takes (timestamp, steps, excluded, value), got {other:?}"),
         }
     }
@@ -118,7 +115,8 @@ impl Fold for Chains {
         let level: UInt8Array = chains.iter().map(|(c, _)| Some(c.level)).collect();
         let offsets = OffsetBuffer::from_lengths(chains.iter().map(|(c, _)| c.times.len()));
         let times: Int64Array = chains.iter().flat_map(|(c, _)| c.times.iter().map(|&t| Some(t))).collect();
-        let times = ListArray::new(Arc::new(Field::new_list_field(DataType::Int64, true)), offsets, Arc::new(times), None);
+        let times =
+            ListArray::new(Arc::new(Field::new_list_field(DataType::Int64, true)), offsets, Arc::new(times), None);
         let value_at = |row: Option<usize>, rows: &[Row]| row.and_then(|r| values.text(rows[r].value));
         let first: StringArray = chains.iter().map(|(c, rows)| value_at(c.first, rows)).collect();
         let last: StringArray = chains.iter().map(|(c, rows)| value_at(c.last, rows)).collect();

@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringArray, UInt32Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringArray, UInt32Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32Type};
 use datafusion::common::{Result, ScalarValue, internal_err};
@@ -117,7 +115,8 @@ impl<F: Fold> RowGroups<F> {
         let [at, steps, excluded, value] = state else {
             return internal_err!("a funnel state has four columns, got {}", state.len());
         };
-        let (at, steps, excluded, value) = (at.as_list::<i32>(), steps.as_list::<i32>(), excluded.as_list::<i32>(), value.as_list::<i32>());
+        let (at, steps, excluded, value) =
+            (at.as_list::<i32>(), steps.as_list::<i32>(), excluded.as_list::<i32>(), value.as_list::<i32>());
         let at_values = at.values().as_primitive::<Int64Type>();
         let steps_values = steps.values().as_primitive::<UInt32Type>();
         let excluded_values = excluded.values().as_primitive::<UInt32Type>();

@@ -14,9 +14,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, FieldRef, Int64Type, TimeUnit};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
-};
+use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
 use datafusion::physical_expr::expressions::Literal;
 
 use crate::funnel::{MAX_STEPS, Modes, Row, clickhouse};
@@ -43,7 +41,8 @@ impl Default for WindowFunnel {
 
 /// Where the conditions are among the arguments, and whether modes follow.
 fn layout(arg_types: &[DataType]) -> Result<(usize, bool)> {
-    let with_modes = arg_types.len() > 3 && matches!(arg_types.last(), Some(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View));
+    let with_modes = arg_types.len() > 3
+        && matches!(arg_types.last(), Some(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View));
     let conditions = arg_types.len().saturating_sub(2 + usize::from(with_modes));
     if !(1..=MAX_STEPS).contains(&conditions) {
         return plan_err!(
@@ -162,7 +161,9 @@ impl Funnel {
         let window = window_micros(&literal(args, 0, "window")?)?;
         let modes = if with_modes {
             match literal(args, types.len() - 1, "modes")? {
-                ScalarValue::Utf8(Some(text)) | ScalarValue::LargeUtf8(Some(text)) | ScalarValue::Utf8View(Some(text)) => {
+                ScalarValue::Utf8(Some(text))
+                | ScalarValue::LargeUtf8(Some(text))
+                | ScalarValue::Utf8View(Some(text)) => {
                     Modes::parse(&text).map_err(datafusion::error::DataFusionError::Plan)?
                 }
                 other => return plan_err!("window_funnel's modes must be a string constant, got {other}"),
@@ -212,8 +213,10 @@ impl Fold for Funnel {
     }
 
     fn finish(&self, groups: Vec<Vec<Row>>, _values: &Values) -> Result<ArrayRef> {
-        let levels: UInt8Array =
-            groups.iter().map(|rows| Some(clickhouse::window_funnel(rows, self.steps, self.window, self.modes))).collect();
+        let levels: UInt8Array = groups
+            .iter()
+            .map(|rows| Some(clickhouse::window_funnel(rows, self.steps, self.window, self.modes)))
+            .collect();
         Ok(Arc::new(levels))
     }
 }

@@ -35,7 +35,8 @@ fn session(events: &[FunnelEvent], partitions: usize, target: usize) -> SessionC
         .into_iter()
         .map(|rows| {
             let person: StringArray = rows.iter().map(|e| Some(e.person.as_str())).collect();
-            let at = TimestampMillisecondArray::from(rows.iter().map(|e| e.at_ms).collect::<Vec<_>>()).with_timezone("UTC");
+            let at =
+                TimestampMillisecondArray::from(rows.iter().map(|e| e.at_ms).collect::<Vec<_>>()).with_timezone("UTC");
             let event: StringArray = rows.iter().map(|e| Some(e.event)).collect();
             vec![RecordBatch::try_new(schema.clone(), vec![Arc::new(person), Arc::new(at), Arc::new(event)]).unwrap()]
         })
@@ -91,7 +92,10 @@ async fn retention(ctx: &SessionContext) -> BTreeMap<String, Vec<u64>> {
 }
 
 /// Where two answers differ, for the failure message.
-fn differences<V: PartialEq + std::fmt::Debug>(ours: &BTreeMap<String, V>, theirs: &BTreeMap<String, V>) -> Vec<String> {
+fn differences<V: PartialEq + std::fmt::Debug>(
+    ours: &BTreeMap<String, V>,
+    theirs: &BTreeMap<String, V>,
+) -> Vec<String> {
     theirs
         .iter()
         .filter(|(p, v)| ours.get(*p) != Some(v))
@@ -107,7 +111,11 @@ async fn window_funnel_and_retention_agree_with_clickhouse_person_by_person() {
     let csv = dir.path().join("events.csv");
     write_csv(&events, &csv);
     let answer = oracle(&csv, WINDOW_MS, &STEPS);
-    assert!(answer["clickhouse_version"].as_str().unwrap().starts_with("26.9"), "pinned chDB: {}", answer["clickhouse_version"]);
+    assert!(
+        answer["clickhouse_version"].as_str().unwrap().starts_with("26.9"),
+        "pinned chDB: {}",
+        answer["clickhouse_version"]
+    );
 
     let expected_retention: BTreeMap<String, Vec<u64>> =
         serde_json::from_value(answer["retention"].clone()).expect("retention per person");

@@ -87,8 +87,11 @@ fn unordered_level(spec: &Spec, rows: &[Row]) -> usize {
     rows.iter()
         .filter(|r| r.steps != 0)
         .map(|start| {
-            let window: Vec<Row> =
-                rows.iter().filter(|r| r.steps != 0 && r.at >= start.at && r.at <= start.at + spec.window).copied().collect();
+            let window: Vec<Row> = rows
+                .iter()
+                .filter(|r| r.steps != 0 && r.at >= start.at && r.at <= start.at + spec.window)
+                .copied()
+                .collect();
             assign(0, spec, &window, &mut vec![false; window.len()])
         })
         .max()
@@ -97,7 +100,8 @@ fn unordered_level(spec: &Spec, rows: &[Row]) -> usize {
 
 fn spec_strategy() -> impl Strategy<Value = (Spec, Vec<Row>)> {
     (2usize..=4, 0i64..8, 0usize..=2).prop_flat_map(|(steps, window, exclusions)| {
-        let spans = prop::collection::vec((0..steps - 1).prop_flat_map(move |from| (Just(from), from + 1..steps)), exclusions);
+        let spans =
+            prop::collection::vec((0..steps - 1).prop_flat_map(move |from| (Just(from), from + 1..steps)), exclusions);
         (Just(steps), Just(window), spans, rows(steps, exclusions)).prop_map(|(steps, window, spans, rows)| {
             let exclusions = spans.into_iter().map(|(from, to)| Exclusion { from, to }).collect();
             (Spec { steps, window, order: Order::Ordered, exclusions }, rows)

@@ -15,6 +15,7 @@
 //! data; every query runs read-only, under a deadline, a memory limit and a
 //! row limit. This crate never depends on the ingest crate or SQLite.
 
+pub mod analytics;
 pub mod api;
 pub mod config;
 pub mod engine;

@@ -6,18 +6,32 @@ use std::time::Duration;
 
 use metrics::{counter, histogram};
 
-/// Queries, by kind (`sql`, `timeline`, `live`) and outcome (`ok` or an error code).
+/// Queries, by kind (`sql`, `timeline`, `live`, `trends`, `funnels`, `retention`) and outcome (`ok` or an error code).
 pub const QUERIES: &str = "contrail_queries_total";
 /// Seconds per query, by kind.
 pub const QUERY_SECONDS: &str = "contrail_query_seconds";
 /// Rows returned per query, by kind.
 pub const QUERY_ROWS: &str = "contrail_query_rows_total";
 
+/// What a finished query returned, for [`QUERY_ROWS`].
+pub trait Rows {
+    /// Rows returned (an analytics answer counts as one).
+    fn rows(&self) -> usize {
+        1
+    }
+}
+
+impl Rows for crate::engine::QueryResult {
+    fn rows(&self) -> usize {
+        self.num_rows()
+    }
+}
+
 /// Records a finished query.
-pub fn report_query(kind: &'static str, result: &crate::Result<crate::engine::QueryResult>, elapsed: Duration) {
+pub fn report_query<T: Rows>(kind: &'static str, result: &crate::Result<T>, elapsed: Duration) {
     let outcome = match result {
         Ok(r) => {
-            counter!(QUERY_ROWS, "kind" => kind).increment(r.num_rows() as u64);
+            counter!(QUERY_ROWS, "kind" => kind).increment(r.rows() as u64);
             "ok"
         }
         Err(e) => e.code(),

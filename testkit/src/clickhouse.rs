@@ -94,7 +94,9 @@ pub fn oracle(csv: &Path, window_ms: i64, steps: &[&str]) -> Value {
 
 /// One mode's levels from the oracle's answer, per person.
 pub fn levels(answer: &Value, mode: &str) -> BTreeMap<String, u64> {
-    let map = answer["window_funnel"][mode].as_object().unwrap_or_else(|| panic!("mode {mode}: {}", answer["window_funnel"][mode]));
+    let map = answer["window_funnel"][mode]
+        .as_object()
+        .unwrap_or_else(|| panic!("mode {mode}: {}", answer["window_funnel"][mode]));
     assert!(map.get("error").is_none(), "ClickHouse refused mode {mode}: {}", map["error"]);
     map.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()
 }

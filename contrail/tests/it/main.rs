@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+mod analytics;
 mod answers;
 mod consistency;
 mod flush;

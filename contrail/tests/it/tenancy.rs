@@ -12,7 +12,14 @@ use crate::harness::TestStack;
 use crate::sql::track;
 
 /// Every query endpoint, as (method, path without `?`).
-const ENDPOINTS: &[(&str, &str)] = &[("POST", "/v1/sql"), ("GET", "/v1/users/u1/events"), ("GET", "/v1/events/live")];
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("POST", "/v1/sql"),
+    ("POST", "/v1/trends"),
+    ("POST", "/v1/funnels"),
+    ("POST", "/v1/retention"),
+    ("GET", "/v1/users/u1/events"),
+    ("GET", "/v1/events/live"),
+];
 
 async fn call(stack: &TestStack, method: &str, path: &str, auth: Option<&str>) -> (StatusCode, serde_json::Value) {
     let mut headers: Vec<(&str, &str)> = Vec::new();

@@ -24,11 +24,7 @@ pub fn window_funnel(rows: &[Row], steps: usize, window: i64, modes: Modes) -> u
     if !modes.strict_order && steps == 1 {
         return 1;
     }
-    if modes.strict_once {
-        strict_once(rows, steps, window, modes)
-    } else {
-        greedy(rows, steps, window, modes)
-    }
+    if modes.strict_once { strict_once(rows, steps, window, modes) } else { greedy(rows, steps, window, modes) }
 }
 
 /// One entry per (row, condition met); under `strict_order` a row meeting
@@ -63,7 +59,8 @@ fn greedy(rows: &[Row], steps: usize, window: i64, modes: Modes) -> u8 {
     entries.sort_unstable_by_key(|&(at, step, _)| (at, step));
     // (chain start, time this step was reached) of the latest chain per step.
     let mut reached: [Option<(i64, i64)>; MAX_STEPS] = [None; MAX_STEPS];
-    let reached_level = |reached: &[Option<(i64, i64)>; MAX_STEPS]| highest(reached[..steps].iter().map(Option::is_some));
+    let reached_level =
+        |reached: &[Option<(i64, i64)>; MAX_STEPS]| highest(reached[..steps].iter().map(Option::is_some));
     let mut started = false;
     for (at, step, _) in entries {
         if step == 0 {

@@ -101,7 +101,8 @@ impl Live {
         let result = self
             .state
             .engine
-            .run("live", &self.project, LIVE_BATCH, |ctx| async move {
+            .run("live", &self.project, LIVE_BATCH, |session| async move {
+                let ctx = session.ctx;
                 let mut filter = from.bound("received_at", false);
                 if let Some(name) = event {
                     filter = filter.and(col("event").eq(lit(name)));

@@ -82,7 +82,7 @@ pub fn document() -> Value {
         "/v1/sql".into(),
         json!({"post": {
             "tags": ["query"],
-            "summary": "Run one read-only SQL query (SELECT, WITH or EXPLAIN) over `events` and `rejected`",
+            "summary": "Run one read-only SQL query (SELECT, WITH or EXPLAIN) over `events`, `rejected` and `persons`",
             "security": [{"queryKey": []}],
             "parameters": [project_param],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {

@@ -1,4 +1,5 @@
-//! `GET /v1/users/{distinct_id}/events`: one user's events, newest first.
+//! `GET /v1/users/{distinct_id}/events`: one person's events, newest first,
+//! under every distinct id linked to theirs (DESIGN §6.1).
 
 use std::sync::Arc;
 
@@ -39,12 +40,14 @@ pub(super) async fn timeline(
     let cursor = params.cursor.as_deref().map(Cursor::decode).transpose()?;
     let result = state
         .engine
-        .run("timeline", &project, limit + 1, |ctx| async move {
-            let mut filter = col("distinct_id").eq(lit(distinct_id));
+        .run("timeline", &project, limit + 1, |session| async move {
+            // The person's events under every id they used.
+            let ids = session.persons.ids(&distinct_id).into_iter().map(lit).collect();
+            let mut filter = col("distinct_id").in_list(ids, false);
             if let Some(cursor) = &cursor {
                 filter = filter.and(cursor.bound("timestamp", true));
             }
-            events_in_order(ctx, filter, "timestamp", false, limit + 1).await
+            events_in_order(session.ctx, filter, "timestamp", false, limit + 1).await
         })
         .await?;
     let mut events = event_rows(&result)?;

@@ -4,6 +4,7 @@
 //! module scans it, it does not decide it.
 
 pub mod events;
+pub mod persons;
 pub mod pruning;
 pub mod sandbox;
 
@@ -20,11 +21,12 @@ use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, col, lit};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
 use self::events::{EventsTable, RejectedTable};
+use self::persons::{LINK_COLUMNS, Link, PersonCache, PersonMap, links_in, person_id_udf};
 use crate::config::QueryConfig;
 use crate::error::{Error, Result};
 use crate::telemetry;
@@ -59,6 +61,17 @@ pub struct Engine {
     store_url: ObjectStoreUrl,
     limits: QueryConfig,
     permits: Semaphore,
+    persons: PersonCache,
+}
+
+/// A request's session over one project's snapshot.
+pub struct Session {
+    /// The DataFusion session: `events`, `rejected`, `persons`, and the functions.
+    pub ctx: SessionContext,
+    /// The table version read (`None`: no table yet).
+    pub version: Option<u64>,
+    /// The person map the session's `person_id` resolves with.
+    pub persons: Arc<PersonMap>,
 }
 
 impl Engine {
@@ -75,7 +88,14 @@ impl Engine {
         let store_url = ObjectStoreUrl::parse(STORE_URL)?;
         base.register_object_store(store_url.as_ref(), location.store.clone());
         let permits = Semaphore::new(limits.max_concurrent.max(1));
-        Ok(Self { snapshots: Arc::new(Snapshots::new(location, tables)), base, store_url, limits, permits })
+        Ok(Self {
+            snapshots: Arc::new(Snapshots::new(location, tables)),
+            base,
+            store_url,
+            limits,
+            permits,
+            persons: PersonCache::default(),
+        })
     }
 
     /// The object store queried.
@@ -125,25 +145,40 @@ impl Engine {
         build: F,
     ) -> Result<QueryResult>
     where
-        F: FnOnce(SessionContext) -> Fut,
+        F: FnOnce(Session) -> Fut,
         Fut: Future<Output = Result<DataFrame>>,
     {
         self.measured(
             kind,
             self.bounded(async {
-                let ctx = self.context(project).await?;
-                collect(build(ctx).await?, max_rows).await
+                let session = self.session(project).await?;
+                collect(build(session).await?, max_rows).await
             }),
         )
         .await
     }
 
-    /// Times a query and records its outcome.
-    async fn measured(
+    /// Runs `work` (any number of queries against the project's session)
+    /// under the engine's limits; for the analytics endpoints.
+    pub async fn analyze<T: telemetry::Rows, F, Fut>(
         &self,
         kind: &'static str,
-        work: impl Future<Output = Result<QueryResult>>,
-    ) -> Result<QueryResult> {
+        project: &ProjectId,
+        work: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(Session) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.measured(kind, self.bounded(async { work(self.session(project).await?).await })).await
+    }
+
+    /// Times a query and records its outcome.
+    async fn measured<T: telemetry::Rows>(
+        &self,
+        kind: &'static str,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let started = Instant::now();
         let result = work.await;
         telemetry::report_query(kind, &result, started.elapsed());
@@ -164,13 +199,50 @@ impl Engine {
         }
     }
 
-    /// A session holding `project`'s `events` and `rejected` and nothing else.
+    /// A session holding `project`'s `events`, `rejected` and `persons` and nothing else.
     pub async fn context(&self, project: &ProjectId) -> Result<SessionContext> {
-        let snapshot = self.snapshots.snapshot(project).await?;
-        self.context_for(project, snapshot)
+        Ok(self.session(project).await?.ctx)
     }
 
-    fn context_for(&self, project: &ProjectId, snapshot: Snapshot) -> Result<SessionContext> {
+    /// [`Self::context`], with the version read and the person map.
+    pub async fn session(&self, project: &ProjectId) -> Result<Session> {
+        let snapshot = self.snapshots.snapshot(project).await?;
+        let version = snapshot.version;
+        let table = match self.persons.table_links(project, version) {
+            Some(links) => links,
+            None => Arc::new(self.table_links(project, &snapshot).await?),
+        };
+        let raw = match &snapshot.raw {
+            Some(rows) => links_in(rows)?,
+            None => Vec::new(),
+        };
+        let persons = self.persons.map(project, version, table, raw);
+        let ctx = self.context_for(project, snapshot, persons.clone())?;
+        Ok(Session { ctx, version, persons })
+    }
+
+    /// The identity links in a version's table files (read once per version).
+    #[tracing::instrument(skip_all, fields(project = %project, version = ?snapshot.version))]
+    async fn table_links(&self, project: &ProjectId, snapshot: &Snapshot) -> Result<Vec<Link>> {
+        if snapshot.files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let table_only = Snapshot { version: snapshot.version, files: snapshot.files.clone(), raw: None };
+        let ctx = self.context_for(project, table_only, Arc::new(PersonMap::default()))?;
+        let kind = col("type");
+        let frame = ctx
+            .table("events")
+            .await?
+            .filter(kind.clone().eq(lit("identify")).or(kind.eq(lit("alias"))))?
+            .select_columns(&LINK_COLUMNS)?;
+        let mut links = Vec::new();
+        for batch in frame.collect().await? {
+            links.extend(links_in(&batch)?);
+        }
+        Ok(links)
+    }
+
+    fn context_for(&self, project: &ProjectId, snapshot: Snapshot, persons: Arc<PersonMap>) -> Result<SessionContext> {
         let partitions = match self.limits.target_partitions {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -191,14 +263,18 @@ impl Engine {
         let runtime = RuntimeEnvBuilder::from_runtime_env(&self.base)
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)))
             .build_arc()?;
-        let state =
+        let mut state =
             SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
+        contrail_functions::register_all(&mut state)?;
         let ctx = SessionContext::new_with_state(state);
+        ctx.register_udf(person_id_udf(persons));
         let prefix = contrail_warehouse::table::prefix(project.as_str());
         let events = EventsTable::new(self.store_url.clone(), prefix, snapshot.files, snapshot.raw);
-        ctx.register_table("events", Arc::new(events))?;
+        let events: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(events);
+        ctx.register_table("events", events.clone())?;
         let rejected = RejectedTable::new(self.snapshots.clone(), project.clone());
         ctx.register_table("rejected", Arc::new(rejected))?;
+        ctx.register_table("persons", persons::view(&ctx, events)?)?;
         Ok(ctx)
     }
 }

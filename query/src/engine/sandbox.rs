@@ -5,13 +5,13 @@
 //!    an `EXPLAIN` of one (everything else — DDL, DML, `COPY`, `SET`,
 //!    `CREATE EXTERNAL TABLE`, transactions — is refused by kind, before
 //!    planning);
-//! 2. the logical plan may scan only the session's `events` and `rejected`
+//! 2. the logical plan may scan only the session's `events`, `rejected` and `persons`
 //!    tables: a table function (which could read files or generate unbounded
 //!    rows) plans to a scan of something else and is refused, and DataFusion's
 //!    own `SQLOptions` re-check that the plan has no DDL, DML or statements.
 //!
 //! Other projects' tables cannot be named at all: the session's catalog holds
-//! this project's two tables and nothing else.
+//! this project's tables and nothing else.
 
 use std::collections::VecDeque;
 
@@ -29,7 +29,7 @@ pub const MAX_SQL_BYTES: usize = 64 * 1024;
 /// Nesting depth the parser accepts (expressions, subqueries).
 const RECURSION_LIMIT: usize = 64;
 /// The tables a query may read.
-pub const TABLES: [&str; 2] = ["events", "rejected"];
+pub const TABLES: [&str; 3] = ["events", "rejected", "persons"];
 
 /// Parses `sql` and checks it is one read-only query.
 pub fn parse(sql: &str) -> Result<Statement> {
@@ -60,7 +60,7 @@ pub fn parse(sql: &str) -> Result<Statement> {
 fn check_kind(statement: &Statement) -> Result<()> {
     let refused = |what: &str| {
         Err(Error::BadQuery(format!(
-            "{what} is not allowed: the SQL API is read-only and accepts one SELECT, WITH or EXPLAIN over `events` and `rejected`"
+            "{what} is not allowed: the SQL API is read-only and accepts one SELECT, WITH or EXPLAIN over `events`, `rejected` and `persons`"
         )))
     };
     match statement {
@@ -118,7 +118,7 @@ pub fn check_plan(plan: &LogicalPlan) -> Result<()> {
     .map_err(|e| Error::BadQuery(e.strip_backtrace()))?;
     match foreign {
         Some(name) => Err(Error::BadQuery(format!(
-            "`{name}` cannot be read: queries may read only the tables `events` and `rejected` (no table functions)"
+            "`{name}` cannot be read: queries may read only the tables `events`, `rejected` and `persons` (no table functions)"
         ))),
         None => Ok(()),
     }
