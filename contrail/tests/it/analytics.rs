@@ -65,7 +65,13 @@ fn shop() -> Vec<Value> {
 
 /// A stack holding `messages`, the first half compacted, the rest in raw batches.
 async fn stack_with(messages: &[Value]) -> TestStack {
-    let stack = TestStack::new();
+    stack_partitioned(messages, 0).await
+}
+
+/// [`stack_with`], planning queries for `partitions` partitions (0: one per core).
+async fn stack_partitioned(messages: &[Value], partitions: usize) -> TestStack {
+    let stack =
+        TestStack::with(std::sync::Arc::new(contrail_ingest::SystemClock), |c| c.query.target_partitions = partitions);
     let (first, second) = messages.split_at(messages.len() / 2);
     for (i, half) in [first, second].into_iter().enumerate() {
         for chunk in half.chunks(500) {
@@ -396,7 +402,9 @@ fn at(ms: i64) -> String {
 
 /// The endpoint's step counts are ClickHouse's: `ordered` is
 /// `windowFunnel(window)` and `strict` is `windowFunnel(window,
-/// 'strict_order')`, over the same rows (half compacted, half raw).
+/// 'strict_order')`, over the same rows (half compacted, half raw, so a
+/// person's events are split between the table and raw batches), planned
+/// for 1, 2 and 8 partitions.
 #[tokio::test(flavor = "multi_thread")]
 async fn funnel_step_counts_equal_clickhouse_counts() {
     const WINDOW_MS: i64 = 3_600_000;
@@ -411,15 +419,18 @@ async fn funnel_step_counts_equal_clickhouse_counts() {
         .enumerate()
         .map(|(i, e)| track(&format!("m{i}"), &format!("u{}", e.person), e.event, &at(e.at_ms), json!({})))
         .collect();
-    let stack = stack_with(&messages).await;
     let steps: Vec<Value> = STEPS.iter().map(|s| json!({"event": s})).collect();
-    for (order, mode) in [("ordered", "default"), ("strict", "strict_order")] {
-        let levels = levels(&clickhouse, mode);
-        let expected: Vec<u64> =
-            (1..=STEPS.len() as u64).map(|step| levels.values().filter(|l| **l >= step).count() as u64).collect();
-        let body = json!({"steps": steps, "window": WINDOW_MS / 1000, "order": order, "from": "2025-11-01", "to": "2026-01-01"});
-        let ours = answer(&stack, "/v1/funnels", body).await;
-        let counts: Vec<u64> = ours["steps"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).collect();
-        assert_eq!(counts, expected, "{order}");
+    for partitions in [1, 2, 8] {
+        let stack = stack_partitioned(&messages, partitions).await;
+        for (order, mode) in [("ordered", "default"), ("strict", "strict_order")] {
+            let levels = levels(&clickhouse, mode);
+            let expected: Vec<u64> =
+                (1..=STEPS.len() as u64).map(|step| levels.values().filter(|l| **l >= step).count() as u64).collect();
+            let body = json!({"steps": steps, "window": WINDOW_MS / 1000, "order": order, "from": "2025-11-01", "to": "2026-01-01"});
+            let ours = answer(&stack, "/v1/funnels", body).await;
+            let counts: Vec<u64> =
+                ours["steps"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).collect();
+            assert_eq!(counts, expected, "{order}, {partitions} partitions");
+        }
     }
 }

@@ -257,6 +257,58 @@ mod tests {
     }
 
     #[test]
+    fn paris_fall_back_day_lasts_25_hours_and_new_york_spring_forward_day_23() {
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        let units =
+            Units::covering(at("2026-10-24T12:00:00+02:00"), at("2026-10-26T12:00:00+01:00"), Unit::Day, paris, 100)
+                .unwrap();
+        assert_eq!(
+            local(&units, paris),
+            ["2026-10-24T00:00:00+02:00", "2026-10-25T00:00:00+02:00", "2026-10-26T00:00:00+01:00"]
+        );
+        assert_eq!(units.edges[2] - units.edges[1], Duration::hours(25));
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        let units =
+            Units::covering(at("2026-03-08T00:00:00-05:00"), at("2026-03-09T00:00:00-04:00"), Unit::Day, new_york, 100)
+                .unwrap();
+        assert_eq!(units.len(), 1);
+        assert_eq!(units.edges[1] - units.edges[0], Duration::hours(23));
+        // The hour that does not exist locally is skipped: 01:00 is followed by 03:00.
+        let hours = Units::covering(
+            at("2026-03-08T01:00:00-05:00"),
+            at("2026-03-08T04:00:00-04:00"),
+            Unit::Hour,
+            new_york,
+            100,
+        )
+        .unwrap();
+        assert_eq!(local(&hours, new_york), ["2026-03-08T01:00:00-05:00", "2026-03-08T03:00:00-04:00"]);
+        // Paris's month of March 2026 holds a 23-hour day: 30 × 24 + 23 hours.
+        let march =
+            Units::covering(at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"), Unit::Month, paris, 10).unwrap();
+        assert_eq!(local(&march, paris), ["2026-03-01T00:00:00+01:00"]);
+        assert_eq!(march.edges[1] - march.edges[0], Duration::hours(30 * 24 + 23));
+    }
+
+    #[test]
+    fn minute_buckets_start_on_the_local_minute_and_index_events() {
+        let kathmandu: Tz = "Asia/Kathmandu".parse().unwrap(); // UTC+05:45
+        let units =
+            Units::covering(at("2026-05-01T10:00:30Z"), at("2026-05-01T10:03:00Z"), Unit::Minute, kathmandu, 100)
+                .unwrap();
+        assert_eq!(
+            local(&units, kathmandu),
+            ["2026-05-01T15:45:00+05:45", "2026-05-01T15:46:00+05:45", "2026-05-01T15:47:00+05:45"]
+        );
+        assert_eq!(units.index_of(at("2026-05-01T10:01:59.999Z")), Some(1));
+        assert_eq!(units.index_of(at("2026-05-01T10:03:00Z")), None);
+        // Hours in a zone off by 45 minutes start at local whole hours.
+        let hours = Units::covering(at("2026-05-01T10:00:00Z"), at("2026-05-01T10:30:00Z"), Unit::Hour, kathmandu, 100)
+            .unwrap();
+        assert_eq!(local(&hours, kathmandu), ["2026-05-01T15:00:00+05:45", "2026-05-01T16:00:00+05:45"]);
+    }
+
+    #[test]
     fn too_many_units_are_refused() {
         assert!(
             Units::covering(at("2026-01-01T00:00:00Z"), at("2026-12-31T00:00:00Z"), Unit::Minute, Tz::UTC, 10_000)

@@ -129,7 +129,10 @@ impl FunnelsRequest {
             "strict" => Order::Strict,
             "unordered" => Order::Unordered,
             other => {
-                return Err(invalid("order", format!("unknown order '{other}'; expected ordered, strict or unordered")));
+                return Err(invalid(
+                    "order",
+                    format!("unknown order '{other}'; expected ordered, strict or unordered"),
+                ));
             }
         };
         if self.exclusions.len() > MAX_SERIES {

@@ -45,6 +45,95 @@ fn query_errors() -> Value {
     })
 }
 
+/// The shared vocabulary of DESIGN §6.1, as schemas.
+fn vocabulary() -> (Value, Value, Value) {
+    let filter = json!({"type": "object", "required": ["property", "op"], "additionalProperties": false, "properties": {
+        "property": {"type": "string", "description": "A column (event, url, browser, …) or properties.<key>, context.<key>, traits.<key>; a bare name that is not a column means properties.<name>"},
+        "op": {"enum": ["eq", "neq", "in", "not_in", "contains", "not_contains", "regex", "gt", "gte", "lt", "lte", "is_set", "is_not_set"]},
+        "value": {"description": "A string or number; an array for in/not_in; none for is_set/is_not_set"}
+    }});
+    let selector = json!({"type": "object", "additionalProperties": false, "properties": {
+        "event": {"type": ["string", "null"], "description": "null or absent: any event"},
+        "filters": {"type": "array", "items": filter}
+    }});
+    let range = json!({
+        "from": {"type": "string", "description": "RFC 3339 instant or YYYY-MM-DD (local midnight); default to − 7 days"},
+        "to": {"type": "string", "description": "exclusive; default now"},
+        "timezone": {"type": "string", "default": "UTC", "description": "IANA zone: buckets are calendar units there"},
+        "filters": {"type": "array", "items": filter, "description": "applied to every series or step"},
+        "breakdown": {"type": "string", "description": "a property reference"},
+        "breakdown_limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}
+    });
+    (filter, selector, range)
+}
+
+/// (path, summary, request schema, example) of the analytics endpoints.
+fn analytics_operations() -> [(&'static str, &'static str, Value, Value); 3] {
+    let (_, selector, range) = vocabulary();
+    let with_range = |mut properties: Value, required: &[&str]| {
+        properties.as_object_mut().map(|p| p.extend(range.as_object().cloned().unwrap_or_default()));
+        json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
+    };
+    let trends = with_range(
+        json!({
+            "series": {"type": "array", "minItems": 1, "maxItems": 32, "items": {"type": "object", "additionalProperties": false, "properties": {
+                "event": {"type": ["string", "null"]}, "filters": {"type": "array"},
+                "math": {"enum": ["total", "unique_users", "unique_sessions", "dau", "wau", "mau", "sum", "avg", "min", "max", "median", "p90", "p95", "p99"], "default": "total"},
+                "property": {"type": "string", "description": "numeric; required for sum … p99"},
+                "label": {"type": "string"}
+            }}},
+            "interval": {"enum": ["minute", "hour", "day", "week", "month"], "default": "day"}
+        }),
+        &["series"],
+    );
+    let funnels = with_range(
+        json!({
+            "steps": {"type": "array", "minItems": 2, "maxItems": 32, "items": selector},
+            "window": {"description": "\"30m\", \"1h\", \"7d\", \"2w\" or seconds; default 14d; at most 366 days"},
+            "order": {"enum": ["ordered", "strict", "unordered"], "default": "ordered"},
+            "exclusions": {"type": "array", "items": {"type": "object", "required": ["from_step", "to_step"], "properties": {
+                "event": {"type": ["string", "null"]}, "filters": {"type": "array"},
+                "from_step": {"type": "integer"}, "to_step": {"type": "integer"}
+            }}},
+            "breakdown_attribution": {"enum": ["first_touch", "last_touch"], "default": "first_touch"}
+        }),
+        &["steps"],
+    );
+    let retention = with_range(
+        json!({
+            "start_event": selector,
+            "return_event": {"oneOf": [selector, {"type": "null"}], "description": "null: any event"},
+            "period": {"enum": ["day", "week", "month"], "default": "day"},
+            "periods": {"type": "integer", "minimum": 1, "maximum": 100, "default": 8},
+            "cohort": {"enum": ["first_time", "recurring"], "default": "first_time"}
+        }),
+        &["start_event"],
+    );
+    [
+        (
+            "/v1/trends",
+            "Counts, persons and measures per calendar bucket, by series, optionally broken down",
+            trends,
+            json!({"series": [{"event": "Signed Up", "math": "unique_users"}, {"event": "Purchased", "math": "p95", "property": "properties.price"}],
+                "interval": "day", "from": "2026-03-23", "to": "2026-03-30", "timezone": "Europe/Paris", "breakdown": "country"}),
+        ),
+        (
+            "/v1/funnels",
+            "Persons through ordered steps within a window, with conversion and time to convert",
+            funnels,
+            json!({"steps": [{"event": "Viewed Product"}, {"event": "Added to Cart"}, {"event": "Checked Out"}], "window": "1h",
+                "exclusions": [{"event": "Canceled", "from_step": 1, "to_step": 2}], "from": "2026-03-01", "to": "2026-04-01"}),
+        ),
+        (
+            "/v1/retention",
+            "Cohorts by the period of their start event, and how many came back in each later period",
+            retention,
+            json!({"start_event": {"event": "Signed Up"}, "return_event": null, "period": "week", "periods": 8, "cohort": "first_time",
+                "from": "2026-01-05", "to": "2026-03-02"}),
+        ),
+    ]
+}
+
 /// The document served at `/openapi.json`.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
@@ -92,6 +181,22 @@ pub fn document() -> Value {
             "responses": sql_responses
         }}),
     );
+    for (path, summary, schema, example) in analytics_operations() {
+        let mut responses = query_errors();
+        responses["200"] = json!({"description": "The answer, with table_version and computed_at.",
+            "content": {"application/json": {"schema": {"type": "object"}}}});
+        responses["400"] = error_response(
+            "invalid_query: the message names the offending field (series[0].math, window, filters[2].value, …).",
+        );
+        paths.insert(path.into(), json!({"post": {
+            "tags": ["analytics"],
+            "summary": summary,
+            "security": [{"queryKey": []}],
+            "parameters": [project_param],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": schema, "example": example}}},
+            "responses": responses
+        }}));
+    }
     let mut timeline_responses = query_errors();
     timeline_responses["200"] = json!({"description": "A page of events, newest first.", "content": {"application/json": {"schema": {
         "type": "object",
@@ -99,7 +204,7 @@ pub fn document() -> Value {
     }}}});
     paths.insert("/v1/users/{distinct_id}/events".into(), json!({"get": {
         "tags": ["query"],
-        "summary": "A user's timeline, newest first, paginated with next_cursor",
+        "summary": "A person's timeline under all their ids, newest first, paginated with next_cursor",
         "security": [{"queryKey": []}],
         "parameters": [
             {"name": "distinct_id", "in": "path", "required": true, "schema": {"type": "string"}},
@@ -141,7 +246,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Contrail",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Segment-compatible ingest and SQL over each project's events. Examples: docs/ingest.md and docs/query.md in the repository."
+            "description": "Segment-compatible ingest, SQL and product analytics (trends, funnels, retention) over each project's events. Examples: docs/ingest.md, docs/query.md and docs/analytics.md in the repository."
         },
         "paths": paths,
         "components": {

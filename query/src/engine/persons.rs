@@ -313,6 +313,21 @@ mod tests {
     }
 
     #[test]
+    fn the_map_is_built_once_per_version_and_raw_links() {
+        let cache = PersonCache::default();
+        let project = ProjectId::parse("demo").unwrap();
+        let table = Arc::new(vec![link("a", 1, "u")]);
+        let first = cache.map(&project, Some(3), table.clone(), vec![link("b", 2, "u")]);
+        let again = cache.map(&project, Some(3), table.clone(), vec![link("b", 2, "u")]);
+        assert!(Arc::ptr_eq(&first, &again), "same version and raw links: the cached map");
+        assert!(cache.table_links(&project, Some(3)).is_some_and(|t| Arc::ptr_eq(&t, &table)));
+        let more = cache.map(&project, Some(3), table.clone(), vec![link("b", 2, "u"), link("c", 3, "b")]);
+        assert!(!Arc::ptr_eq(&first, &more));
+        assert_eq!(more.person("c"), "u");
+        assert!(cache.table_links(&project, Some(4)).is_none(), "a new version reads its links again");
+    }
+
+    #[test]
     fn a_cycle_is_one_person_named_by_its_smallest_id() {
         let map = PersonMap::resolve([link("b", 1, "c"), link("c", 2, "a"), link("a", 3, "b"), link("d", 4, "c")]);
         for id in ["a", "b", "c", "d"] {
