@@ -7,13 +7,9 @@ kept. Results are compared for equality before any time is printed.
 Usage: query.py --table DIR --url URL --token TOKEN [--runs 5]
 """
 import argparse
-import glob
 import json
-import time
-import urllib.request
 
-import chdb
-import duckdb
+from peers import best, contrail_rows, open_peers
 
 QUERIES = [
     ("count", "SELECT count(*) FROM events"),
@@ -24,25 +20,6 @@ QUERIES = [
     ("user timeline", "SELECT event_id, event FROM events WHERE distinct_id = 'user-4242' ORDER BY timestamp DESC, event_id DESC LIMIT 50"),
     ("top pages", "SELECT url, count(*) AS n FROM events WHERE event = '$page' GROUP BY url ORDER BY n DESC, url LIMIT 10"),
 ]
-
-
-def contrail(url, token, sql):
-    body = json.dumps({"sql": sql}).encode()
-    request = urllib.request.Request(url, data=body, headers={"authorization": f"Bearer {token}", "content-type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        answer = json.load(response)
-    names = [c["name"] for c in answer["columns"]]
-    return [tuple(row[n] for n in names) for row in answer["rows"]]
-
-
-def best(fn, runs):
-    fn()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return min(times), result
 
 
 def normalise(rows):
@@ -57,18 +34,12 @@ def main():
     args.add_argument("--runs", type=int, default=5)
     a = args.parse_args()
 
-    files = sorted(glob.glob(f"{a.table}/date=*/*.parquet"))
-    duck = duckdb.connect()
-    duck.execute("SET TimeZone = 'UTC'")
-    duck.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({files!r}, hive_partitioning = true)")
-    ch = chdb.session.Session()
-    ch.query("SET session_timezone = 'UTC'")
-    ch.query(f"CREATE VIEW events AS SELECT * FROM file('{a.table}/date=*/*.parquet', Parquet)")  # hive partitioning supplies `date`
+    files, duck, ch = open_peers(a.table)
 
-    print(f"query-bench: {len(files)} Parquet files under {a.table}, best of {a.runs} after a warm-up")
+    print(f"query-bench: {files} Parquet files under {a.table}, best of {a.runs} after a warm-up")
     print(f"  {'query':<17}{'contrail':>10}{'duckdb':>10}{'chdb':>10}{'duckdb/contrail':>17}{'chdb/contrail':>15}")
     for name, sql in QUERIES:
-        ours, ours_rows = best(lambda: contrail(a.url, a.token, sql), a.runs)
+        ours, ours_rows = best(lambda: contrail_rows(a.url, a.token, sql), a.runs)
         duck_t, duck_rows = best(lambda: duck.execute(sql).fetchall(), a.runs)
         ch_sql = sql.replace("extract(hour FROM timestamp)", "toHour(timestamp)").replace("CAST(date AS VARCHAR)", "toString(date)")
         ch_t, ch_rows = best(lambda: json.loads(ch.query(ch_sql, "JSONCompact").bytes())["data"], a.runs)

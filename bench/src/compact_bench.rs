@@ -34,13 +34,18 @@ struct Args {
     /// Directory to work in (default: a temporary directory).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Days the events spread over, ending 2026-11-26 (the analytics
+    /// benchmark uses 90, for daily users and weekly retention).
+    #[arg(long, default_value_t = 3)]
+    days: i64,
 }
 
 const EVENTS: [&str; 8] =
     ["Page Viewed", "Clicked", "Signed Up", "Added to Cart", "Checkout", "Searched", "Shared", "Logged In"];
-const DAY0: i64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+const DAY_MS: i64 = 86_400_000;
+const END: i64 = 1_795_651_200_000; // 2026-11-26T00:00:00Z
 
-fn event(i: usize, rng: &mut u64) -> Event {
+fn event(i: usize, rng: &mut u64, days: i64) -> Event {
     *rng ^= *rng << 13;
     *rng ^= *rng >> 7;
     *rng ^= *rng << 17;
@@ -58,9 +63,9 @@ fn event(i: usize, rng: &mut u64) -> Event {
         session_id: Some(format!("s{}", r % 1_000_000)),
         group_id: None,
         previous_id: None,
-        // Three days of traffic.
-        timestamp: DAY0 + (i as i64 * 259_200_000 / 5_000_000) % 259_200_000,
-        received_at: DAY0 + (i as i64 * 259_200_000 / 5_000_000) % 259_200_000 + 150,
+        // `days` days of traffic, ending at END (by default three days from 2026-11-23).
+        timestamp: at(i, days),
+        received_at: at(i, days) + 150,
         properties: format!(
             r#"{{"plan":"{}","price":{},"items":{}}}"#,
             ["free", "pro", "team"][(r >> 16) as usize % 3],
@@ -95,6 +100,12 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The time of event `i`: spread evenly over `days` days (5 M events per spread).
+fn at(i: usize, days: i64) -> i64 {
+    let span = days.max(1) * DAY_MS;
+    END - span + (i as i64 * span / 5_000_000) % span
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -110,7 +121,7 @@ async fn main() {
     let mut start = 0;
     while start < args.events {
         let end = (start + args.batch).min(args.events);
-        let mut batch: Vec<Event> = (start..end).map(|i| event(i, &mut rng)).collect();
+        let mut batch: Vec<Event> = (start..end).map(|i| event(i, &mut rng, args.days)).collect();
         // Some events of this batch come again in the next one (a retried flush).
         let again = ((end - start) as f64 * args.duplicates) as usize;
         batch.append(&mut resend);

@@ -70,9 +70,9 @@ impl AggregateUDFImpl for WindowFunnel {
             other => return plan_err!("window_funnel's window is whole seconds or an INTERVAL, not {other}"),
         };
         let timestamp = match &arg_types[1] {
-            DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
-                DataType::Timestamp(TimeUnit::Microsecond, None)
-            }
+            // The zone is kept: dropping it would move every instant to local time.
+            DataType::Timestamp(_, zone) => DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
+            DataType::Date32 | DataType::Date64 => DataType::Timestamp(TimeUnit::Microsecond, None),
             t if t.is_integer() => DataType::Int64,
             other => return plan_err!("window_funnel's timestamp is a timestamp or whole seconds, not {other}"),
         };
@@ -178,7 +178,11 @@ impl Funnel {
 /// A timestamp column as microseconds (integers are seconds).
 pub(crate) fn micros(column: &ArrayRef) -> Result<ArrayRef> {
     match column.data_type() {
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+        DataType::Timestamp(_, zone) => {
+            let as_micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()))?;
+            Ok(cast(&as_micros, &DataType::Int64)?)
+        }
+        DataType::Date32 | DataType::Date64 => {
             let as_micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
             Ok(cast(&as_micros, &DataType::Int64)?)
         }
@@ -213,10 +217,18 @@ impl Fold for Funnel {
     }
 
     fn finish(&self, groups: Vec<Vec<Row>>, _values: &Values) -> Result<ArrayRef> {
-        let levels: UInt8Array = groups
-            .iter()
-            .map(|rows| Some(clickhouse::window_funnel(rows, self.steps, self.window, self.modes)))
-            .collect();
-        Ok(Arc::new(levels))
+        let mut levels = Vec::with_capacity(groups.len());
+        for rows in &groups {
+            match clickhouse::window_funnel(rows, self.steps, self.window, self.modes) {
+                Ok(level) => levels.push(level),
+                Err(clickhouse::TooManyChains) => {
+                    return exec_err!(
+                        "window_funnel with strict_once needed more than {} partial chains for one group; filter the rows or use another mode",
+                        clickhouse::MAX_PARTIAL_CHAINS
+                    );
+                }
+            }
+        }
+        Ok(Arc::new(UInt8Array::from(levels)))
     }
 }

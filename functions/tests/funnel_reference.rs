@@ -9,24 +9,32 @@ use contrail_functions::funnel::Row;
 use contrail_functions::funnel::chain::{Exclusion, Order, Spec};
 use proptest::prelude::*;
 
-/// Rows meeting at most one step each (as funnels of distinct events do);
-/// times on a tiny clock, so ties and window edges are common.
+/// Rows meeting no step, one, or (one in four) several; times on a tiny
+/// clock, so ties and window edges are common.
 fn rows(steps: usize, exclusions: usize) -> impl Strategy<Value = Vec<Row>> {
-    prop::collection::vec((0i64..20, 0..=steps, prop::bits::u32::between(0, exclusions.max(1))), 0..9).prop_map(
-        move |raw| {
+    let mask = prop::bits::u32::between(0, steps);
+    prop::collection::vec((0i64..20, 0..=steps, mask, 0..4, prop::bits::u32::between(0, exclusions.max(1))), 0..9)
+        .prop_map(move |raw| {
             raw.into_iter()
-                .map(|(at, step, excluded)| Row {
+                .map(|(at, step, several, pick, excluded)| Row {
                     at,
-                    steps: if step == steps { 0 } else { 1 << step },
+                    steps: if pick == 0 {
+                        several
+                    } else if step == steps {
+                        0
+                    } else {
+                        1 << step
+                    },
                     excluded: if exclusions == 0 { 0 } else { excluded },
                     value: 0,
                 })
                 .collect()
-        },
-    )
+        })
 }
 
-/// The processing order the funnel documents: time, then step, then arrival.
+/// The processing order the funnel documents: time, then the lowest step
+/// the row meets, then arrival. A chain's rows strictly follow this order,
+/// so no row stands for two steps.
 fn key(rows: &[Row], i: usize) -> (i64, u32, usize) {
     (rows[i].at, rows[i].steps.trailing_zeros(), i)
 }

@@ -5,7 +5,11 @@
 //! `ordered` and `strict` run ClickHouse's single pass (see
 //! [`super::clickhouse`]) with three additions ClickHouse does not have:
 //! - a row stands for one step only: its steps are tried from the highest
-//!   down, so it extends chains built by earlier rows and never its own;
+//!   down, so it extends chains built by earlier rows and never its own.
+//!   Rows at one instant are taken in the order of the lowest step they
+//!   meet; under strict order a row ends the scan only when none of its
+//!   steps can be taken. For rows meeting one step each this is exactly
+//!   ClickHouse's answer;
 //! - exclusions: a chain may not take step `to` when an exclusion event lies
 //!   strictly between its step `from` and that step;
 //! - the chain itself: the step times of the first chain that reached the
@@ -108,6 +112,13 @@ impl Spec {
                 }
                 continue;
             }
+            // Strict order: a row that no step can take ends the scan once a chain started.
+            let fits = (0..steps).any(|s| row.steps & (1 << s) != 0 && (s == 0 || levels[s - 1].is_some()));
+            if strict && started && !fits {
+                break;
+            }
+            // Highest step first: each step extends the chains of earlier rows,
+            // never one this row just started or extended.
             for step in (0..steps).rev().filter(|s| row.steps & (1 << s) != 0) {
                 if step == 0 {
                     let mut times = [0; MAX_STEPS];
@@ -118,8 +129,6 @@ impl Spec {
                     if best.is_none() {
                         best = Some((1, link));
                     }
-                } else if strict && started && levels[step - 1].is_none() {
-                    break 'rows;
                 } else if let Some(previous) = levels[step - 1] {
                     let in_window = row.at <= previous.times[0].saturating_add(self.window);
                     if in_window && !self.excluded(&exclusion_times, &previous, step, row.at) {
@@ -192,13 +201,17 @@ impl Spec {
             let window = &order[start..end];
             let reachable = window.iter().fold(0u32, |m, &i| m | (rows[i].steps & all)).count_ones() as usize;
             if reachable > usize::from(best.level) {
-                let level = matching(window.iter().map(|&i| rows[i].steps & all), steps);
+                let (level, used) = matching(window.iter().map(|&i| rows[i].steps & all), steps);
                 if level > usize::from(best.level) {
+                    // Attribution: the earliest event standing for step 0 (else the
+                    // window's first), and the latest event standing for any step.
+                    let first = used[0].and_then(|m| window.iter().find(|&&i| rows[i].steps & all == m));
+                    let last = window.iter().rev().find(|&&i| used.iter().flatten().any(|&m| rows[i].steps & all == m));
                     best = Chain {
                         level: level as u8,
                         times: Vec::new(),
-                        first: Some(window[0]),
-                        last: window.last().copied(),
+                        first: first.or(window.first()).copied(),
+                        last: last.or(window.last()).copied(),
                     };
                     if level == steps {
                         break;
@@ -223,7 +236,8 @@ fn first_step(steps: u32) -> u32 {
 /// maximum bipartite matching of steps to rows (augmenting paths). Rows with
 /// the same mask are interchangeable, and a mask never needs more copies
 /// than it has steps, which bounds the work by the steps, not the rows.
-fn matching(masks: impl Iterator<Item = u32>, steps: usize) -> usize {
+/// Also returns, per step, the mask of the rows standing for it.
+fn matching(masks: impl Iterator<Item = u32>, steps: usize) -> (usize, Vec<Option<u32>>) {
     let mut slots: Vec<u32> = Vec::new();
     let mut counts: Vec<(u32, u32)> = Vec::new();
     for mask in masks {
@@ -248,7 +262,13 @@ fn matching(masks: impl Iterator<Item = u32>, steps: usize) -> usize {
             matched += 1;
         }
     }
-    matched
+    let mut used = vec![None; steps];
+    for (slot, step) in owner.iter().enumerate() {
+        if let Some(step) = step {
+            used[*step] = Some(slots[slot]);
+        }
+    }
+    (matched, used)
 }
 
 fn augment(step: usize, slots: &[u32], owner: &mut [Option<usize>], seen: &mut [bool]) -> bool {

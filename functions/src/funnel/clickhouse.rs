@@ -12,19 +12,28 @@
 
 use super::{MAX_STEPS, Modes, Row};
 
+/// Partial chains `strict_once` may hold for one group. Their number can
+/// grow with the product of a person's repeated steps; past this, the call
+/// fails with a clear error instead of exhausting memory or time.
+pub const MAX_PARTIAL_CHAINS: usize = 1_000_000;
+
+/// `strict_once` needed more than [`MAX_PARTIAL_CHAINS`] partial chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyChains;
+
 /// The furthest step (0 ..= `steps`) reached within `window` (in the rows'
 /// time unit). `rows` are one person's rows in any order; with
 /// `strict_order` they include the rows that meet no condition (mask 0), the
 /// events that break a strict chain.
-pub fn window_funnel(rows: &[Row], steps: usize, window: i64, modes: Modes) -> u8 {
+pub fn window_funnel(rows: &[Row], steps: usize, window: i64, modes: Modes) -> Result<u8, TooManyChains> {
     debug_assert!((1..=MAX_STEPS).contains(&steps));
     if !rows.iter().any(|r| r.steps != 0) {
-        return 0;
+        return Ok(0);
     }
     if !modes.strict_order && steps == 1 {
-        return 1;
+        return Ok(1);
     }
-    if modes.strict_once { strict_once(rows, steps, window, modes) } else { greedy(rows, steps, window, modes) }
+    if modes.strict_once { strict_once(rows, steps, window, modes) } else { Ok(greedy(rows, steps, window, modes)) }
 }
 
 /// One entry per (row, condition met); under `strict_order` a row meeting
@@ -105,7 +114,7 @@ struct Partial {
 /// `strict_once`: a row counts at most once per chain. Every chain that may
 /// still win is kept per step, since which row serves which step is only
 /// known once later rows arrive.
-fn strict_once(rows: &[Row], steps: usize, window: i64, modes: Modes) -> u8 {
+fn strict_once(rows: &[Row], steps: usize, window: i64, modes: Modes) -> Result<u8, TooManyChains> {
     // Row ids break ties between equal entries: number the rows in a canonical
     // order, so the answer does not depend on how partitions were merged.
     let mut rows = rows.to_vec();
@@ -115,6 +124,7 @@ fn strict_once(rows: &[Row], steps: usize, window: i64, modes: Modes) -> u8 {
     let mut chains: Vec<Vec<Partial>> = vec![Vec::new(); steps];
     let level = |chains: &Vec<Vec<Partial>>| highest(chains.iter().map(|c| !c.is_empty()));
     let mut started = false;
+    let mut held = 0usize;
     for (at, step, row) in entries {
         if step == 0 {
             if started {
@@ -127,11 +137,12 @@ fn strict_once(rows: &[Row], steps: usize, window: i64, modes: Modes) -> u8 {
             let mut rows = [u32::MAX; MAX_STEPS];
             rows[0] = row;
             chains[0].push(Partial { start: at, last: at, rows });
+            held += 1;
             started = true;
         } else if modes.strict_deduplication && !chains[index].is_empty() {
-            return level(&chains);
+            return Ok(level(&chains));
         } else if modes.strict_order && started && chains[index - 1].is_empty() {
-            return chains.iter().position(Vec::is_empty).map_or(steps as u8, |p| p as u8);
+            return Ok(chains.iter().position(Vec::is_empty).map_or(steps as u8, |p| p as u8));
         } else if !chains[index - 1].is_empty() {
             let (before, after) = chains.split_at_mut(index);
             let previous = &mut before[index - 1];
@@ -152,13 +163,17 @@ fn strict_once(rows: &[Row], steps: usize, window: i64, modes: Modes) -> u8 {
                     rows[index] = row;
                     next.push(Partial { start: chain.start, last: at, rows });
                     if index + 1 == steps {
-                        return steps as u8;
+                        return Ok(steps as u8);
                     }
                 }
                 i += 1;
             }
+            held += next.len();
             after[0].extend(next);
+            if held > MAX_PARTIAL_CHAINS {
+                return Err(TooManyChains);
+            }
         }
     }
-    level(&chains)
+    Ok(level(&chains))
 }

@@ -16,17 +16,13 @@ use datafusion::prelude::col;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::limits::{DEFAULT_WINDOW_SECS, MAX_SERIES, MAX_WINDOW_SECS};
 use super::vocabulary::{
     EventSelector, FilterFields, OTHER, Property, RangeFields, all_of, breakdown_limit, in_range, invalid, person,
 };
-use super::{Answer, MAX_SERIES, text_column};
+use super::{Answer, text_column};
 use crate::engine::Session;
 use crate::error::Result;
-
-/// The longest window: a year and a day.
-const MAX_WINDOW_SECS: i64 = 366 * 86_400;
-/// The default window: 14 days.
-const DEFAULT_WINDOW_SECS: i64 = 14 * 86_400;
 
 /// A funnels request as sent.
 #[derive(Debug, Deserialize)]
@@ -113,9 +109,11 @@ pub struct Funnels {
     limit: usize,
 }
 
-impl FunnelsRequest {
+impl super::Request for FunnelsRequest {
+    type Analysis = Funnels;
+
     /// Validates the request as of `now` (DESIGN §6.1, §6.3).
-    pub fn validate(self, now: DateTime<Utc>) -> Result<Funnels> {
+    fn validate(self, now: DateTime<Utc>) -> Result<Funnels> {
         let range = RangeFields { from: self.from, to: self.to, timezone: self.timezone }.parse(now)?;
         if self.steps.is_empty() {
             return Err(invalid("steps", "the steps list is empty; a funnel needs 2 to 32 steps"));
@@ -191,13 +189,12 @@ impl FunnelsRequest {
 }
 
 /// The `u32` mask of the predicates an event meets.
-fn mask(predicates: &[Expr]) -> Expr {
-    predicates
-        .iter()
-        .enumerate()
-        .map(|(i, p)| when(p.clone(), lit(1i64 << i)).otherwise(lit(0i64)).unwrap_or_else(|_| lit(0i64)))
-        .reduce(|a, b| a + b)
-        .unwrap_or_else(|| lit(0i64))
+fn mask(predicates: &[Expr]) -> Result<Expr> {
+    let mut mask = lit(0i64);
+    for (i, p) in predicates.iter().enumerate() {
+        mask = mask + when(p.clone(), lit(1i64 << i)).otherwise(lit(0i64))?;
+    }
+    Ok(mask)
 }
 
 /// One person's outcome.
@@ -258,12 +255,14 @@ impl Tally {
     }
 }
 
-impl Funnels {
+impl super::Analysis for Funnels {
+    const KIND: &'static str = "funnels";
+
     /// Runs the request over `session`.
-    pub async fn run(self, session: Session) -> Result<Answer> {
+    async fn run(self, session: Session) -> Result<Answer> {
         let person = person(&session.ctx)?;
-        let steps_mask = mask(&self.steps);
-        let excluded_mask = mask(&self.exclusions);
+        let steps_mask = mask(&self.steps)?;
+        let excluded_mask = mask(&self.exclusions)?;
         let mut rows = in_range(&self.range).and(self.global.clone());
         if self.spec.order != Order::Strict {
             // A strict funnel sees every event (they break chains); the others only theirs.
@@ -318,34 +317,36 @@ impl Funnels {
         }
         Ok(Answer::new(answer, session.version))
     }
+}
 
-    /// The top values by step-0 persons (ties by value), then `$other` for the rest.
+impl Funnels {
+    /// The top values by step-0 persons (ties by value, missing first),
+    /// then `$other` for the rest (a value that is literally `$other` included).
     fn breakdowns(&self, by_value: HashMap<Option<String>, Tally>, timed: bool) -> Vec<Value> {
-        let mut ranked: Vec<(Option<String>, Tally)> = by_value.into_iter().collect();
+        let (mut ranked, mut rest): (Vec<_>, Vec<_>) =
+            by_value.into_iter().partition(|(value, _)| value.as_deref() != Some(OTHER));
         ranked.sort_by(|a, b| {
             let first = |t: &Tally| t.reached.first().copied().unwrap_or(0);
             first(&b.1).cmp(&first(&a.1)).then_with(|| a.0.cmp(&b.0))
         });
-        let mut out = Vec::new();
+        rest.extend(ranked.split_off(self.limit.min(ranked.len())));
+        let mut out: Vec<Value> = ranked
+            .iter_mut()
+            .map(|(value, tally)| json!({ "value": value, "steps": tally.steps(&self.names, timed) }))
+            .collect();
+        // `$other`: counts add; times to convert are kept per person.
         let mut other = Tally::default();
-        let mut other_persons = false;
-        for (rank, (value, mut tally)) in ranked.into_iter().enumerate() {
-            if rank < self.limit && value.as_deref() != Some(OTHER) {
-                out.push(json!({ "value": value, "steps": tally.steps(&self.names, timed) }));
-            } else {
-                // Merge into `$other`: counts add; times to convert are kept per person.
-                other.reached.resize(self.names.len(), 0);
-                other.seconds.resize(self.names.len(), Vec::new());
-                for (i, n) in tally.reached.iter().enumerate() {
-                    other.reached[i] += n;
-                }
-                for (i, s) in tally.seconds.iter_mut().enumerate() {
-                    other.seconds[i].append(s);
-                }
-                other_persons = true;
+        other.reached.resize(self.names.len(), 0);
+        other.seconds.resize(self.names.len(), Vec::new());
+        for (_, mut tally) in rest {
+            for (i, n) in tally.reached.iter().enumerate() {
+                other.reached[i] += n;
+            }
+            for (i, seconds) in tally.seconds.iter_mut().enumerate() {
+                other.seconds[i].append(seconds);
             }
         }
-        if other_persons && other.reached.first().copied().unwrap_or(0) > 0 {
+        if other.reached[0] > 0 {
             out.push(json!({ "value": OTHER, "steps": other.steps(&self.names, timed) }));
         }
         out

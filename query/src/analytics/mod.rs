@@ -4,11 +4,13 @@
 //! handlers in `api::analytics` only extract and render.
 //!
 //! - [`vocabulary`]: ranges, property references, filters, event selectors;
+//! - [`limits`]: the bounds of a request, with their reasons;
 //! - [`calendar`]: buckets and periods in a time zone;
 //! - [`trends`], [`funnels`], [`retention`]: one module per answer.
 
 pub mod calendar;
 pub mod funnels;
+pub mod limits;
 pub mod retention;
 pub mod trends;
 pub mod vocabulary;
@@ -19,10 +21,25 @@ use arrow::datatypes::DataType;
 use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
+use crate::engine::Session;
 use crate::error::{Error, Result};
 
-/// Series per trends request, steps per funnel, exclusions per funnel.
-pub const MAX_SERIES: usize = 32;
+/// An analytics request as sent: validated (400 on any fault, before I/O)
+/// into an [`Analysis`].
+pub trait Request: serde::de::DeserializeOwned + Send {
+    /// The validated form.
+    type Analysis: Analysis;
+    /// Validates the request as of `now`.
+    fn validate(self, now: chrono::DateTime<Utc>) -> Result<Self::Analysis>;
+}
+
+/// A validated analytics request, ready to run over a project's session.
+pub trait Analysis: Send + 'static {
+    /// The query kind in metrics (`trends`, `funnels`, `retention`).
+    const KIND: &'static str;
+    /// Runs the analysis.
+    fn run(self, session: Session) -> impl Future<Output = Result<Answer>> + Send;
+}
 
 /// An analytics answer: the body, the table version read, and when.
 #[derive(Debug)]

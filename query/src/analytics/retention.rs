@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::calendar::{Unit, Units};
+use super::limits::{MAX_PERIODS, MAX_RETURN_PERIODS};
 use super::vocabulary::{
     EventSelector, FilterFields, OTHER, Property, RangeFields, all_of, between, breakdown_limit, invalid, local, person,
 };
@@ -71,9 +72,11 @@ pub struct Retention {
     limit: usize,
 }
 
-impl RetentionRequest {
+impl super::Request for RetentionRequest {
+    type Analysis = Retention;
+
     /// Validates the request as of `now` (DESIGN §6.1, §6.4).
-    pub fn validate(self, now: DateTime<Utc>) -> Result<Retention> {
+    fn validate(self, now: DateTime<Utc>) -> Result<Retention> {
         let range = RangeFields { from: self.from, to: self.to, timezone: self.timezone }.parse(now)?;
         let unit = match self.period.as_deref().unwrap_or("day") {
             "day" => Unit::Day,
@@ -82,8 +85,8 @@ impl RetentionRequest {
             other => return Err(invalid("period", format!("unknown period '{other}'; expected day, week or month"))),
         };
         let periods = match self.periods.unwrap_or(8) {
-            n @ 1..=100 => n as usize,
-            n => return Err(invalid("periods", format!("must be between 1 and 100; got {n}"))),
+            n @ 1..=MAX_RETURN_PERIODS => n as usize,
+            n => return Err(invalid("periods", format!("must be between 1 and {MAX_RETURN_PERIODS}; got {n}"))),
         };
         let first_time = match self.cohort.as_deref().unwrap_or("first_time") {
             "first_time" => true,
@@ -95,8 +98,11 @@ impl RetentionRequest {
         let global = all_of(&self.filters, "filters")?;
         let start = self.start_event.predicate("start_event")?;
         let back = self.return_event.unwrap_or_default().predicate("return_event")?;
-        let units = Units::covering(range.from, range.to, unit, range.tz, 5_000).ok_or_else(|| {
-            invalid("period", "the range holds more than 5000 periods; use a longer period or a shorter range")
+        let units = Units::covering(range.from, range.to, unit, range.tz, MAX_PERIODS).ok_or_else(|| {
+            invalid(
+                "period",
+                format!("the range holds more than {MAX_PERIODS} periods; use a longer period or a shorter range"),
+            )
         })?;
         let first_cohort = units.starts().iter().position(|s| *s >= range.from).unwrap_or(units.len());
         let breakdown = self.breakdown.as_deref().map(|b| Property::parse(b, "breakdown")).transpose()?;
@@ -112,9 +118,11 @@ struct Member {
     value: Option<String>,
 }
 
-impl Retention {
+impl super::Analysis for Retention {
+    const KIND: &'static str = "retention";
+
     /// Runs the request over `session`.
-    pub async fn run(self, session: Session) -> Result<Answer> {
+    async fn run(self, session: Session) -> Result<Answer> {
         let person = person(&session.ctx)?;
         let value = match &self.breakdown {
             None => lit(ScalarValue::Utf8(None)),
@@ -227,14 +235,16 @@ impl Retention {
             }
             let mut ranked: Vec<(Option<&str>, usize)> = sizes.into_iter().collect();
             ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            let top: Vec<Option<&str>> = ranked.iter().take(self.limit).map(|(v, _)| *v).collect();
+            // A value that is literally `$other` is counted with the rest.
+            let top: Vec<Option<&str>> =
+                ranked.iter().filter(|(v, _)| *v != Some(OTHER)).take(self.limit).map(|(v, _)| *v).collect();
             let mut breakdowns: Vec<Value> = top
                 .iter()
                 .map(|v| {
                     json!({ "value": v, "cohorts": self.matrix(members.iter().filter(|m| m.value.as_deref() == *v), &returned) })
                 })
                 .collect();
-            if ranked.len() > self.limit {
+            if members.iter().any(|m| !top.contains(&m.value.as_deref())) {
                 let rest = members.iter().filter(|m| !top.contains(&m.value.as_deref()));
                 breakdowns.push(json!({ "value": OTHER, "cohorts": self.matrix(rest, &returned) }));
             }
@@ -242,7 +252,9 @@ impl Retention {
         }
         Ok(Answer::new(answer, session.version))
     }
+}
 
+impl Retention {
     /// The cohort rows of `members`: every cohort period in range, empty ones included.
     fn matrix<'a>(&self, members: impl Iterator<Item = &'a Member>, returned: &HashSet<(u32, usize)>) -> Vec<Value> {
         let mut cohorts: Vec<HashSet<u32>> = vec![HashSet::new(); self.units.len()];

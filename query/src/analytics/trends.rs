@@ -13,16 +13,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::calendar::{Unit, Units};
+use super::limits::{MAX_BUCKETS, MAX_SERIES};
 use super::vocabulary::{
     EventSelector, FilterFields, OTHER, Property, RangeFields, all_of, between, breakdown_limit, events, in_range,
     invalid, local, person,
 };
-use super::{Answer, MAX_SERIES, text_column};
+use super::{Answer, text_column};
 use crate::engine::Session;
 use crate::error::Result;
-
-/// Buckets one answer may hold.
-const MAX_BUCKETS: usize = 20_000;
 
 /// A trends request as sent.
 #[derive(Debug, Deserialize)]
@@ -141,11 +139,18 @@ pub struct Trends {
     range: super::vocabulary::Range,
     breakdown: Option<Property>,
     limit: usize,
+    /// Local days from 29 days before `from`'s day to `to`, for dau/wau/mau.
+    days: Option<Units>,
 }
 
-impl TrendsRequest {
+/// The longest trailing window of dau/wau/mau, in days.
+const LONGEST_ACTIVE_WINDOW: i64 = 30;
+
+impl super::Request for TrendsRequest {
+    type Analysis = Trends;
+
     /// Validates the request as of `now` (DESIGN §6.1–6.2).
-    pub fn validate(self, now: DateTime<Utc>) -> Result<Trends> {
+    fn validate(self, now: DateTime<Utc>) -> Result<Trends> {
         let range = RangeFields { from: self.from, to: self.to, timezone: self.timezone }.parse(now)?;
         let unit = match self.interval.as_deref().unwrap_or("day") {
             "minute" => Unit::Minute,
@@ -200,16 +205,33 @@ impl TrendsRequest {
         }
         let breakdown = self.breakdown.as_deref().map(|b| Property::parse(b, "breakdown")).transpose()?;
         let limit = breakdown_limit(self.breakdown_limit)?;
-        Ok(Trends { series, unit, buckets, range, breakdown, limit })
+        let days = if series.iter().any(|s| matches!(s.math, Math::Active(_))) {
+            let first = look_back(&range, LONGEST_ACTIVE_WINDOW);
+            // Buckets are at most MAX_BUCKETS days (or weeks or months): bound the days the same way.
+            let days =
+                Units::covering(first, range.to, Unit::Day, range.tz, MAX_BUCKETS + LONGEST_ACTIVE_WINDOW as usize)
+                    .ok_or_else(|| {
+                        invalid(
+                            "from",
+                            format!("daily, weekly and monthly active users cover at most {MAX_BUCKETS} days"),
+                        )
+                    })?;
+            Some(days)
+        } else {
+            None
+        };
+        Ok(Trends { series, unit, buckets, range, breakdown, limit, days })
     }
 }
 
 /// One answer row: (bucket or none, breakdown key, value).
 type Cells = Vec<(Option<usize>, Option<String>, Option<f64>)>;
 
-impl Trends {
+impl super::Analysis for Trends {
+    const KIND: &'static str = "trends";
+
     /// Runs the request over `session`.
-    pub async fn run(self, session: Session) -> Result<Answer> {
+    async fn run(self, session: Session) -> Result<Answer> {
         let person = person(&session.ctx)?;
         let mut out = Vec::new();
         for (index, series) in self.series.iter().enumerate() {
@@ -220,7 +242,7 @@ impl Trends {
             };
             let key = match &self.breakdown {
                 None => lit(datafusion::common::ScalarValue::Utf8(None)),
-                Some(property) => breakdown_key(property, &keys),
+                Some(property) => breakdown_key(property, &keys)?,
             };
             let (by_bucket, overall) = match series.math {
                 Math::Active(days) => (self.active(&session, series, &person, &key, days).await?, Vec::new()),
@@ -282,7 +304,9 @@ impl Trends {
             session.version,
         ))
     }
+}
 
+impl Trends {
     /// The top `limit` values of `property` among the matching events, by
     /// count (ties by value, missing first).
     async fn top_values(&self, session: &Session, property: &Property, matching: &Expr) -> Result<Vec<Option<String>>> {
@@ -300,13 +324,10 @@ impl Trends {
     /// dau/wau/mau: persons active in the `days` local days ending with each
     /// bucket's last day, looking back before `from` where needed.
     async fn active(&self, session: &Session, series: &Series, person: &Expr, key: &Expr, days: i64) -> Result<Cells> {
-        let tz = self.range.tz;
-        let first_day = super::calendar::floor(self.range.from, Unit::Day, tz);
-        let look_back =
-            super::vocabulary::local_midnight(first_day.with_timezone(&tz).date_naive() - Duration::days(days - 1), tz);
-        let Some(day_units) = Units::covering(look_back, self.range.to, Unit::Day, tz, 40_000) else {
-            return Err(invalid("from", "the range is too long for daily active users"));
+        let Some(day_units) = &self.days else {
+            return Err(crate::Error::Engine("active users without their days".into()));
         };
+        let look_back = look_back(&self.range, days);
         let batches = session
             .ctx
             .table("events")
@@ -356,6 +377,13 @@ impl Trends {
     }
 }
 
+/// The first instant of the local day `days − 1` days before `from`'s day.
+fn look_back(range: &super::vocabulary::Range, days: i64) -> DateTime<Utc> {
+    let first_day = super::calendar::floor(range.from, Unit::Day, range.tz);
+    let date = first_day.with_timezone(&range.tz).date_naive() - Duration::days(days - 1);
+    super::vocabulary::local_midnight(date, range.tz)
+}
+
 /// The values in rank order (count descending, then value; missing first).
 pub(super) fn top(batches: &[RecordBatch], limit: usize) -> Result<Vec<Option<String>>> {
     let mut ranked: Vec<(i64, Option<String>)> = Vec::new();
@@ -368,11 +396,12 @@ pub(super) fn top(batches: &[RecordBatch], limit: usize) -> Result<Vec<Option<St
         }
     }
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    Ok(ranked.into_iter().take(limit).map(|(_, v)| v).collect())
+    // A value that is literally `$other` is counted with the rest.
+    Ok(ranked.into_iter().filter(|(_, v)| v.as_deref() != Some(OTHER)).take(limit).map(|(_, v)| v).collect())
 }
 
 /// The breakdown key: the value when it is one of `keys`, else `$other`.
-pub(super) fn breakdown_key(property: &Property, keys: &[Option<String>]) -> Expr {
+pub(super) fn breakdown_key(property: &Property, keys: &[Option<String>]) -> Result<Expr> {
     let value = property.text();
     let named: Vec<Expr> = keys.iter().flatten().map(|k| lit(k.as_str())).collect();
     let missing_is_top = keys.iter().any(Option::is_none);
@@ -382,7 +411,7 @@ pub(super) fn breakdown_key(property: &Property, keys: &[Option<String>]) -> Exp
     if missing_is_top {
         case = case.when(value.is_null(), lit(datafusion::common::ScalarValue::Utf8(None)));
     }
-    case.otherwise(other).unwrap_or_else(|_| lit(OTHER))
+    Ok(case.otherwise(other)?)
 }
 
 /// Rows of (bucket?, key, value) answers.

@@ -2,7 +2,7 @@
 //! references, filters and event selectors, each parsed into a typed value
 //! that builds its DataFusion expression. Every refusal names the field.
 
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use contrail_warehouse::snapshot::events_schema;
 use datafusion::functions_aggregate::expr_fn::count;
@@ -11,6 +11,7 @@ use datafusion::prelude::{col, regexp_like, strpos};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::limits::MAX_BREAKDOWN_LIMIT;
 use crate::error::{Error, Result};
 
 /// A 400 `invalid_query` naming `field`.
@@ -69,15 +70,23 @@ impl RangeFields {
 
 /// An RFC 3339 instant, or a date meaning its local midnight in `tz`.
 fn instant(text: &str, tz: Tz) -> std::result::Result<DateTime<Utc>, String> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        Ok(date) => Ok(local_midnight(date, tz)),
-        Err(_) => {
-            Err(format!("'{text}' is neither an RFC 3339 instant (2026-03-29T00:00:00Z) nor a date (2026-03-29)"))
+    // Years are bounded so that calendar arithmetic (a week back, a month on)
+    // can never leave chrono's range.
+    let years = 1970..=9999;
+    let at = if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        at.with_timezone(&Utc)
+    } else if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if !years.contains(&date.year()) {
+            return Err(format!("'{text}' is outside the years 1970 to 9999"));
         }
+        local_midnight(date, tz)
+    } else {
+        return Err(format!("'{text}' is neither an RFC 3339 instant (2026-03-29T00:00:00Z) nor a date (2026-03-29)"));
+    };
+    if !years.contains(&at.year()) {
+        return Err(format!("'{text}' is outside the years 1970 to 9999"));
     }
+    Ok(at)
 }
 
 /// The first instant of `date` in `tz` (where midnight is skipped by a DST
@@ -260,7 +269,8 @@ impl FilterFields {
         };
         Ok(match self.op.as_str() {
             "eq" => compare(operand(value()?, &value_field)?, Expr::eq),
-            "neq" => missing.or(compare(operand(value()?, &value_field)?, Expr::not_eq).is_true()),
+            // Missing, or present and not equal (a text value is not equal to a number).
+            "neq" => missing.or(compare(operand(value()?, &value_field)?, Expr::eq).is_not_true()),
             "in" => one_of(value()?)?,
             "not_in" => missing.or(one_of(value()?)?.is_not_true()),
             "contains" => strpos(text, lit(string(value()?)?)).gt(lit(0)),
@@ -342,8 +352,8 @@ pub const OTHER: &str = "$other";
 /// `breakdown_limit`'s bounds.
 pub fn breakdown_limit(limit: Option<usize>) -> Result<usize> {
     match limit.unwrap_or(10) {
-        n @ 1..=1_000 => Ok(n),
-        n => Err(invalid("breakdown_limit", format!("must be between 1 and 1000; got {n}"))),
+        n @ 1..=MAX_BREAKDOWN_LIMIT => Ok(n),
+        n => Err(invalid("breakdown_limit", format!("must be between 1 and {MAX_BREAKDOWN_LIMIT}; got {n}"))),
     }
 }
 

@@ -21,7 +21,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|e| Error::BadQuery(format!("could not read the request body: {}", e.body_text())))?;
-        serde_json::from_slice(&bytes).map(Json).map_err(|e| Error::BadQuery(format!("the body is not valid: {e}")))
+        // The error names the field (`series[0].math: invalid type …`), not only a column.
+        let mut body = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut body).map(Json).map_err(|e| {
+            let field = e.path().to_string();
+            let error = e.into_inner();
+            if field == "." {
+                Error::BadQuery(format!("the body is not valid: {error}"))
+            } else {
+                Error::BadQuery(format!("{field}: {error}"))
+            }
+        })
     }
 }
 

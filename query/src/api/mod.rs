@@ -22,6 +22,9 @@ use axum::response::Html;
 use axum::routing::{get, post};
 use contrail_edge::Keyring;
 
+use crate::analytics::funnels::FunnelsRequest;
+use crate::analytics::retention::RetentionRequest;
+use crate::analytics::trends::TrendsRequest;
 use crate::engine::Engine;
 
 /// State of the query handlers.
@@ -58,9 +61,9 @@ pub const PATHS: [&str; 8] =
 pub fn routes(state: Arc<QueryState>) -> Router {
     Router::new()
         .route(SQL_PATH, post(sql::sql))
-        .route(TRENDS_PATH, post(analytics::trends))
-        .route(FUNNELS_PATH, post(analytics::funnels))
-        .route(RETENTION_PATH, post(analytics::retention))
+        .route(TRENDS_PATH, post(analytics::analyze::<TrendsRequest>))
+        .route(FUNNELS_PATH, post(analytics::analyze::<FunnelsRequest>))
+        .route(RETENTION_PATH, post(analytics::analyze::<RetentionRequest>))
         .route(TIMELINE_PATH, get(timeline::timeline))
         .route(LIVE_PATH, get(live::live))
         .route(OPENAPI_PATH, get(|| async { axum::Json(openapi::document()) }))

@@ -71,7 +71,9 @@ fn vocabulary() -> (Value, Value, Value) {
 fn analytics_operations() -> [(&'static str, &'static str, Value, Value); 3] {
     let (_, selector, range) = vocabulary();
     let with_range = |mut properties: Value, required: &[&str]| {
-        properties.as_object_mut().map(|p| p.extend(range.as_object().cloned().unwrap_or_default()));
+        if let (Some(properties), Some(range)) = (properties.as_object_mut(), range.as_object()) {
+            properties.extend(range.clone());
+        }
         json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
     };
     let trends = with_range(

@@ -208,26 +208,33 @@ impl Engine {
     pub async fn session(&self, project: &ProjectId) -> Result<Session> {
         let snapshot = self.snapshots.snapshot(project).await?;
         let version = snapshot.version;
-        let table = match self.persons.table_links(project, version) {
-            Some(links) => links,
-            None => Arc::new(self.table_links(project, &snapshot).await?),
-        };
+        // Each file's links are kept as soon as read: a request cut short by
+        // its deadline still leaves its progress to the next one.
+        for file in snapshot.files.iter().filter(|f| !self.persons.has_read(project, &f.path)) {
+            let links = self.file_links(project, vec![file.clone()]).await?;
+            self.persons.remember(project, &file.path, links);
+        }
+        let files: Vec<String> = snapshot.files.iter().map(|f| f.path.clone()).collect();
         let raw = match &snapshot.raw {
             Some(rows) => links_in(rows)?,
             None => Vec::new(),
         };
-        let persons = self.persons.map(project, version, table, raw);
+        let persons = self.persons.map(project, version, &files, raw);
         let ctx = self.context_for(project, snapshot, persons.clone())?;
         Ok(Session { ctx, version, persons })
     }
 
-    /// The identity links in a version's table files (read once per version).
-    #[tracing::instrument(skip_all, fields(project = %project, version = ?snapshot.version))]
-    async fn table_links(&self, project: &ProjectId, snapshot: &Snapshot) -> Result<Vec<Link>> {
-        if snapshot.files.is_empty() {
+    /// The identity links in table files (each file is read once: see [`PersonCache`]).
+    #[tracing::instrument(skip_all, fields(project = %project, files = files.len()))]
+    async fn file_links(
+        &self,
+        project: &ProjectId,
+        files: Vec<contrail_warehouse::table::TableFile>,
+    ) -> Result<Vec<Link>> {
+        if files.is_empty() {
             return Ok(Vec::new());
         }
-        let table_only = Snapshot { version: snapshot.version, files: snapshot.files.clone(), raw: None };
+        let table_only = Snapshot { version: None, files, raw: None };
         let ctx = self.context_for(project, table_only, Arc::new(PersonMap::default()))?;
         let kind = col("type");
         let frame = ctx

@@ -175,47 +175,62 @@ fn digest(links: &[Link]) -> u64 {
     hasher.finish()
 }
 
-#[derive(Debug)]
+/// Keeps the earliest of each (from, to) link: analytics.js repeats the same
+/// identify on every page, and only the first one can win.
+pub fn earliest(mut links: Vec<Link>) -> Vec<Link> {
+    links.sort_unstable_by(|a, b| (&a.from, &a.to, a.at).cmp(&(&b.from, &b.to, b.at)));
+    links.dedup_by(|later, first| later.from == first.from && later.to == first.to);
+    links
+}
+
+#[derive(Debug, Default)]
 struct Cached {
-    version: Option<u64>,
-    table: Arc<Vec<Link>>,
-    raw: u64,
+    /// The links of each table file read (files never change).
+    files: HashMap<String, Arc<Vec<Link>>>,
+    /// The version and raw links the map was built for.
+    built_for: Option<(Option<u64>, u64)>,
     map: Arc<PersonMap>,
 }
 
-/// Person maps per project, for the latest table version read.
+/// Person maps per project. The links of each table file are read once (a
+/// new version reads only its new files); the map is rebuilt when the
+/// version or the raw rows' links change.
 #[derive(Debug, Default)]
 pub struct PersonCache {
     projects: Mutex<HashMap<ProjectId, Cached>>,
 }
 
 impl PersonCache {
-    /// The table links cached for `version`, if any.
-    pub fn table_links(&self, project: &ProjectId, version: Option<u64>) -> Option<Arc<Vec<Link>>> {
+    /// Whether `file`'s links are cached.
+    pub fn has_read(&self, project: &ProjectId, file: &str) -> bool {
         let projects = self.projects.lock().unwrap_or_else(|e| e.into_inner());
-        projects.get(project).filter(|c| c.version == version).map(|c| c.table.clone())
+        projects.get(project).is_some_and(|c| c.files.contains_key(file))
     }
 
-    /// The person map for `version`'s links plus `raw` links, built once per change.
-    pub fn map(
-        &self,
-        project: &ProjectId,
-        version: Option<u64>,
-        table: Arc<Vec<Link>>,
-        mut raw: Vec<Link>,
-    ) -> Arc<PersonMap> {
-        raw.sort_unstable();
-        let raw_digest = digest(&raw);
-        {
-            let projects = self.projects.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = projects.get(project).filter(|c| c.version == version && c.raw == raw_digest) {
-                return c.map.clone();
-            }
-        }
-        let map = Arc::new(PersonMap::resolve(table.iter().cloned().chain(raw)));
-        tracing::debug!(project = %project, ?version, linked = map.len(), "person map built");
+    /// Caches the links read from `file`.
+    pub fn remember(&self, project: &ProjectId, file: &str, links: Vec<Link>) {
+        let links = Arc::new(earliest(links));
         let mut projects = self.projects.lock().unwrap_or_else(|e| e.into_inner());
-        projects.insert(project.clone(), Cached { version, table, raw: raw_digest, map: map.clone() });
+        projects.entry(project.clone()).or_default().files.insert(file.to_owned(), links);
+    }
+
+    /// The person map for `version`, whose table files are `files` (their
+    /// links remembered), plus the raw rows' `raw` links.
+    pub fn map(&self, project: &ProjectId, version: Option<u64>, files: &[String], raw: Vec<Link>) -> Arc<PersonMap> {
+        let raw = earliest(raw);
+        let key = (version, digest(&raw));
+        let mut projects = self.projects.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = projects.entry(project.clone()).or_default();
+        if cached.built_for == Some(key) {
+            return cached.map.clone();
+        }
+        // Files a later version removed (merged or vacuumed) are forgotten.
+        cached.files.retain(|f, _| files.contains(f));
+        let table = files.iter().filter_map(|f| cached.files.get(f)).flat_map(|l| l.iter().cloned());
+        let map = Arc::new(PersonMap::resolve(table.chain(raw)));
+        tracing::debug!(project = %project, ?version, linked = map.len(), "person map built");
+        cached.built_for = Some(key);
+        cached.map = map.clone();
         map
     }
 }
@@ -313,18 +328,24 @@ mod tests {
     }
 
     #[test]
-    fn the_map_is_built_once_per_version_and_raw_links() {
+    fn the_map_is_built_once_per_version_and_raw_links_and_files_are_read_once() {
         let cache = PersonCache::default();
         let project = ProjectId::parse("demo").unwrap();
-        let table = Arc::new(vec![link("a", 1, "u")]);
-        let first = cache.map(&project, Some(3), table.clone(), vec![link("b", 2, "u")]);
-        let again = cache.map(&project, Some(3), table.clone(), vec![link("b", 2, "u")]);
+        let files = vec!["f1".to_owned()];
+        assert!(!cache.has_read(&project, "f1"));
+        cache.remember(&project, "f1", vec![link("a", 1, "u"), link("a", 5, "u")]);
+        assert!(cache.has_read(&project, "f1"), "a file's links are read once");
+        let first = cache.map(&project, Some(3), &files, vec![link("b", 2, "u")]);
+        let again = cache.map(&project, Some(3), &files, vec![link("b", 2, "u")]);
         assert!(Arc::ptr_eq(&first, &again), "same version and raw links: the cached map");
-        assert!(cache.table_links(&project, Some(3)).is_some_and(|t| Arc::ptr_eq(&t, &table)));
-        let more = cache.map(&project, Some(3), table.clone(), vec![link("b", 2, "u"), link("c", 3, "b")]);
+        let more = cache.map(&project, Some(3), &files, vec![link("b", 2, "u"), link("c", 3, "b")]);
         assert!(!Arc::ptr_eq(&first, &more));
         assert_eq!(more.person("c"), "u");
-        assert!(cache.table_links(&project, Some(4)).is_none(), "a new version reads its links again");
+        // Version 4 replaced f1 by f2: f1's links are gone with it.
+        cache.remember(&project, "f2", Vec::new());
+        let next = cache.map(&project, Some(4), &["f2".to_owned()], Vec::new());
+        assert_eq!(next.person("a"), "a");
+        assert!(!cache.has_read(&project, "f1"));
     }
 
     #[test]
