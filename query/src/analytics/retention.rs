@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, StringArray};
 use arrow::compute::cast as cast_array;
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimeUnit};
 use chrono::{DateTime, TimeZone, Utc};
@@ -111,6 +111,11 @@ impl super::Request for RetentionRequest {
     }
 }
 
+/// Row `i` of an optional text column.
+fn text_at(column: Option<&StringArray>, i: usize) -> Option<String> {
+    column.filter(|c| c.is_valid(i)).map(|c| c.value(i).to_owned())
+}
+
 /// A person in a cohort, with their breakdown value.
 struct Member {
     cohort: usize,
@@ -124,12 +129,18 @@ impl super::Analysis for Retention {
     /// Runs the request over `session`.
     async fn run(self, session: Session) -> Result<Answer> {
         let person = person(&session.ctx)?;
-        let value = match &self.breakdown {
-            None => lit(ScalarValue::Utf8(None)),
-            Some(p) => p.text(),
-        };
+        // The breakdown value on the start event, only when asked for: an
+        // ordered first_value per group costs more than the rest together.
         let by_time = vec![col("timestamp").sort(true, false)];
-        let start_value = first_value(value.clone(), by_time.clone()).filter(self.start.clone()).build()?;
+        let value = |filter: Option<Expr>| -> Result<Vec<Expr>> {
+            let Some(property) = &self.breakdown else { return Ok(Vec::new()) };
+            let first = first_value(property.text(), by_time.clone());
+            let first = match filter {
+                Some(f) => first.filter(f).build()?,
+                None => first,
+            };
+            Ok(vec![cast(first, DataType::Utf8).alias("value")])
+        };
         let period = self.units.bucket_of("period_of");
         let activity = session
             .ctx
@@ -142,11 +153,10 @@ impl super::Analysis for Retention {
             )?
             .aggregate(
                 vec![person.clone().alias("person"), period.alias("period")],
-                vec![
-                    bool_or(self.start.clone()).alias("started"),
-                    bool_or(self.back.clone()).alias("returned"),
-                    cast(start_value, DataType::Utf8).alias("value"),
-                ],
+                [bool_or(self.start.clone()).alias("started"), bool_or(self.back.clone()).alias("returned")]
+                    .into_iter()
+                    .chain(value(Some(self.start.clone()))?)
+                    .collect(),
             )?
             .collect()
             .await?;
@@ -163,7 +173,7 @@ impl super::Analysis for Retention {
             let period = batch.column(1).as_primitive::<Int32Type>();
             let started = batch.column(2).as_boolean();
             let back = batch.column(3).as_boolean();
-            let value = text_column(batch, 4)?;
+            let value = (batch.num_columns() > 4).then(|| text_column(batch, 4)).transpose()?;
             for i in 0..batch.num_rows() {
                 if who.is_null(i) || period.is_null(i) {
                     continue;
@@ -174,11 +184,7 @@ impl super::Analysis for Retention {
                 }
                 let did_start = started.is_valid(i) && started.value(i);
                 if !self.first_time && did_start && k >= self.first_cohort {
-                    members.push(Member {
-                        cohort: k,
-                        person: p,
-                        value: value.is_valid(i).then(|| value.value(i).to_owned()),
-                    });
+                    members.push(Member { cohort: k, person: p, value: text_at(value.as_ref(), i) });
                 }
             }
         }
@@ -193,10 +199,7 @@ impl super::Analysis for Retention {
                 ))))?
                 .aggregate(
                     vec![person.alias("person")],
-                    vec![
-                        min(col("timestamp")).alias("first"),
-                        cast(first_value(value, by_time), DataType::Utf8).alias("value"),
-                    ],
+                    [min(col("timestamp")).alias("first")].into_iter().chain(value(None)?).collect(),
                 )?
                 .collect()
                 .await?;
@@ -205,7 +208,7 @@ impl super::Analysis for Retention {
                 let first = cast_array(batch.column(1), &DataType::Timestamp(TimeUnit::Millisecond, None))?;
                 let first = cast_array(&first, &DataType::Int64)?;
                 let first = first.as_primitive::<Int64Type>();
-                let value = text_column(batch, 2)?;
+                let value = (batch.num_columns() > 2).then(|| text_column(batch, 2)).transpose()?;
                 for i in 0..batch.num_rows() {
                     if first.is_null(i) || who.is_null(i) {
                         continue;
@@ -213,11 +216,7 @@ impl super::Analysis for Retention {
                     let Some(at) = Utc.timestamp_millis_opt(first.value(i)).single() else { continue };
                     if let Some(k) = self.units.index_of(at).filter(|k| *k >= self.first_cohort) {
                         let p = intern(who.value(i));
-                        members.push(Member {
-                            cohort: k,
-                            person: p,
-                            value: value.is_valid(i).then(|| value.value(i).to_owned()),
-                        });
+                        members.push(Member { cohort: k, person: p, value: text_at(value.as_ref(), i) });
                     }
                 }
             }
