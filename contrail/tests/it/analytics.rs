@@ -355,6 +355,11 @@ async fn invalid_requests_answer_400_naming_the_field() {
         ("/v1/retention", json!({"start_event": {"event": "A"}, "periods": 101}), "periods"),
         ("/v1/retention", json!({"start_event": {"event": "A"}, "cohort": "sometimes"}), "cohort"),
         ("/v1/retention", json!({"return_event": {"event": "A"}}), "start_event"),
+        // A value of the wrong type is named by its path, not only by a column.
+        ("/v1/retention", json!({"start_event": {"event": "A"}, "periods": "8"}), "periods: invalid type"),
+        ("/v1/funnels", json!({"steps": steps, "exclusions": [{"event": "X", "from_step": -1, "to_step": 1}]}), "exclusions[0].from_step"),
+        ("/v1/trends", json!({"series": series, "from": "+262143-12-30"}), "from"),
+        ("/v1/trends", json!({"series": series, "filters": [{"property": "plan", "op": "is_set", "value": 1}]}), "filters[0].value"),
     ];
     for (path, body, field) in cases {
         let (status, answer) = ask(&stack, path, body.clone()).await;
