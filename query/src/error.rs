@@ -21,6 +21,9 @@ pub enum Error {
     /// a malformed body or parameter (400).
     #[error("{0}")]
     BadQuery(String),
+    /// A request body over the server's limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// No representation the client accepts (406).
     #[error("{0}")]
     NotAcceptable(String),
@@ -69,6 +72,7 @@ impl Error {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::BadQuery(_) => "invalid_query",
+            Self::TooLarge(_) => "payload_too_large",
             Self::NotAcceptable(_) => "not_acceptable",
             Self::QueryTimeout(_) => "query_timeout",
             Self::QueryMemory(_) => "query_memory_limit",
@@ -84,6 +88,7 @@ impl Error {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadQuery(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::QueryTimeout(_) | Self::QueryMemory(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Engine(_) | Self::Snapshot(_) => StatusCode::INTERNAL_SERVER_ERROR,

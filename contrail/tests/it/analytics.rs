@@ -357,9 +357,17 @@ async fn invalid_requests_answer_400_naming_the_field() {
         ("/v1/retention", json!({"return_event": {"event": "A"}}), "start_event"),
         // A value of the wrong type is named by its path, not only by a column.
         ("/v1/retention", json!({"start_event": {"event": "A"}, "periods": "8"}), "periods: invalid type"),
-        ("/v1/funnels", json!({"steps": steps, "exclusions": [{"event": "X", "from_step": -1, "to_step": 1}]}), "exclusions[0].from_step"),
+        (
+            "/v1/funnels",
+            json!({"steps": steps, "exclusions": [{"event": "X", "from_step": -1, "to_step": 1}]}),
+            "exclusions[0].from_step",
+        ),
         ("/v1/trends", json!({"series": series, "from": "+262143-12-30"}), "from"),
-        ("/v1/trends", json!({"series": series, "filters": [{"property": "plan", "op": "is_set", "value": 1}]}), "filters[0].value"),
+        (
+            "/v1/trends",
+            json!({"series": series, "filters": [{"property": "plan", "op": "is_set", "value": 1}]}),
+            "filters[0].value",
+        ),
     ];
     for (path, body, field) in cases {
         let (status, answer) = ask(&stack, path, body.clone()).await;
@@ -368,8 +376,19 @@ async fn invalid_requests_answer_400_naming_the_field() {
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(field), "{path} {body}: '{message}' does not name {field}");
     }
-    // A body that is not JSON at all.
+    // A body over the limit is a 413, and a nesting bomb a 400.
     let auth = format!("Bearer {}", stack.query_key("demo"));
+    let huge = json!({"series": [{"event": "x".repeat(3 << 20)}]}).to_string();
+    let (status, answer) = stack.post("/v1/trends", &[("authorization", &auth)], huge).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (StatusCode::PAYLOAD_TOO_LARGE, &json!("payload_too_large")),
+        "{answer}"
+    );
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let (status, answer) = stack.post("/v1/funnels", &[("authorization", &auth)], deep).await;
+    assert_eq!((status, &answer["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("invalid_query")), "{answer}");
+    // A body that is not JSON at all.
     let (status, answer) = stack.post("/v1/funnels", &[("authorization", &auth)], "steps=A,B").await;
     assert_eq!((status, &answer["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("invalid_query")), "{answer}");
 }

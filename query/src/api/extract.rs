@@ -9,6 +9,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 
+/// axum's default body limit, which the query routes keep: a query or an
+/// analytics request is a few kilobytes.
+pub const BODY_LIMIT: usize = 2 << 20;
+
 /// A JSON body. Any content type is accepted (`curl -d` sends a form type),
 /// as the ingest API accepts any content type whose body is JSON.
 #[derive(Debug)]
@@ -18,9 +22,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| Error::BadQuery(format!("could not read the request body: {}", e.body_text())))?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::TooLarge(format!(
+                    "the request body is over the {} MiB limit; send a shorter request",
+                    BODY_LIMIT >> 20
+                ))
+            } else {
+                Error::BadQuery(format!("could not read the request body: {}", e.body_text()))
+            }
+        })?;
         // The error names the field (`series[0].math: invalid type …`), not only a column.
         let mut body = serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(&mut body).map(Json).map_err(|e| {

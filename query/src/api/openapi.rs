@@ -41,6 +41,7 @@ fn query_errors() -> Value {
         "401": error_response("No query key, or an unknown one."),
         "403": error_response("The key is for another project (or is a write key)."),
         "406": error_response("No acceptable answer format."),
+        "413": error_response("The request body is over 2 MiB."),
         "503": error_response("The query ran past its time or memory limit.")
     })
 }
