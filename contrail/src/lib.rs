@@ -6,6 +6,7 @@
 //! contrail query   = the query API over a store (local or S3/R2)
 //! contrail compact = one compaction run and an upkeep pass, or a loop (--every)
 //! contrail keys    = print a write key, query key or the admin token
+//! serve and query also answer `/` with the web dashboard, embedded at build time
 //! ```
 //!
 //! Everything with a rule in it lives in a library crate (`contrail_edge`,
@@ -15,6 +16,7 @@
 
 pub mod compact;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod router;
 pub mod secret;

@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use object_store::ObjectStore;
 use tracing::Instrument;
 
+use crate::dashboard;
 use crate::error::Error;
 use crate::serve::Stack;
 use crate::telemetry;
@@ -29,13 +30,20 @@ use crate::telemetry;
 /// What `contrail serve` listens with: ingest, the query API, operations.
 pub fn serve(stack: &Stack) -> Router {
     let ops = operations(Some(stack.ingest.buffer.clone()), stack.store().clone(), telemetry::prometheus());
-    finish(contrail_ingest::routes(stack.ingest.clone()).merge(contrail_query::routes(stack.query.clone())).merge(ops))
+    finish(
+        contrail_ingest::routes(stack.ingest.clone())
+            .merge(contrail_query::routes(stack.query.clone()))
+            .merge(ops)
+            .merge(dashboard::routes()),
+    )
 }
 
 /// What `contrail query` listens with: the query API and operations (ready
 /// when the object store answers).
 pub fn query(query: Arc<QueryState>, store: Arc<dyn ObjectStore>) -> Router {
-    finish(contrail_query::routes(query).merge(operations(None, store, telemetry::prometheus())))
+    finish(
+        contrail_query::routes(query).merge(operations(None, store, telemetry::prometheus())).merge(dashboard::routes()),
+    )
 }
 
 /// Liveness: the process answers.
@@ -112,8 +120,24 @@ async fn not_found(method: Method, request: Request<Body>) -> Error {
 
 async fn method_not_allowed(request: Request<Body>) -> Error {
     let path = request.uri().path().to_owned();
-    let posted =
-        Endpoint::from_path(&path).is_some() || path == TELEMETRY_PATH || path == contrail_query::api::SQL_PATH;
-    let allowed = if posted { "POST" } else { "GET" };
-    Error::MethodNotAllowed(format!("{} {path}", request.method()), allowed)
+    Error::MethodNotAllowed(format!("{} {path}", request.method()), allowed_methods(&path))
+}
+
+/// The methods a routed path answers, for a 405's `Allow`.
+fn allowed_methods(path: &str) -> &'static str {
+    use contrail_query::api::{DASHBOARDS_PATH, FUNNEL_PERSONS_PATH, FUNNELS_PATH, INSIGHTS_PATH, RETENTION_PATH, SQL_PATH, TRENDS_PATH};
+    let saved_item = [INSIGHTS_PATH, DASHBOARDS_PATH]
+        .iter()
+        .any(|collection| path.strip_prefix(collection).is_some_and(|rest| rest.starts_with('/')));
+    if Endpoint::from_path(path).is_some() || path == TELEMETRY_PATH {
+        "POST, OPTIONS"
+    } else if [SQL_PATH, TRENDS_PATH, FUNNELS_PATH, FUNNEL_PERSONS_PATH, RETENTION_PATH].contains(&path) {
+        "POST"
+    } else if path == INSIGHTS_PATH || path == DASHBOARDS_PATH {
+        "GET, POST"
+    } else if saved_item {
+        "GET, PUT, DELETE"
+    } else {
+        "GET"
+    }
 }

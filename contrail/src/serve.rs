@@ -99,7 +99,9 @@ impl Stack {
         });
         let tables = Arc::new(TableCache::default());
         let engine = Engine::new(location.clone(), tables.clone(), config.query.clone())?;
-        let query = Arc::new(QueryState { engine, keyring, live_poll: LIVE_POLL });
+        let mut projects = configured_projects(config);
+        projects.push(ProjectId::parse(DEMO_PROJECT).expect("valid project name"));
+        let query = Arc::new(QueryState::new(engine, keyring, LIVE_POLL, projects));
         Ok(Self { ingest, flusher: Arc::new(flusher), query, location, tables, secret_source, data })
     }
 
@@ -167,7 +169,7 @@ pub async fn run_query(config: Config, store: Option<String>) -> Result<()> {
     let location = location(store, config.query.store.as_ref(), &config.server.data)?;
     let (keyring, _) = secret::keyring(&config.keys, &config.server.data, false)?;
     let engine = Engine::new(location.clone(), Arc::default(), config.query.clone())?;
-    let query = Arc::new(QueryState { engine, keyring, live_poll: LIVE_POLL });
+    let query = Arc::new(QueryState::new(engine, keyring, LIVE_POLL, configured_projects(&config)));
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(Error::io(format!("listening on {}", config.server.listen)))?;
@@ -177,6 +179,12 @@ pub async fn run_query(config: Config, store: Option<String>) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(Error::io("serving HTTP"))
+}
+
+/// The projects named in `[projects.<name>]` (a name that is not a valid
+/// project name configures nothing and is left out).
+fn configured_projects(config: &Config) -> Vec<ProjectId> {
+    config.projects.keys().filter_map(|name| ProjectId::parse(name).ok()).collect()
 }
 
 async fn shutdown_signal() {
@@ -208,6 +216,7 @@ fn print_banner(stack: &Stack, addr: SocketAddr, config: &Config) {
     println!(
         "Contrail is listening on http://{addr}{created}\n\
          \n  project     {DEMO_PROJECT}\n  write key   {write}\n  query key   {query}\n  admin token {}\n\
+         \n  dashboard   http://{addr}/#key={query}\
          \n  ingest      http://{addr}/v1/batch (Segment-compatible: /v1/track, /v1/page, … too)\
          \n  raw batches {} (compacted into tables/<project>/ every {} s, upkeep every {} s)\
          \n  SQL         http://{addr}/v1/sql   API docs http://{addr}/docs\

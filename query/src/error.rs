@@ -21,6 +21,12 @@ pub enum Error {
     /// a malformed body or parameter (400).
     #[error("{0}")]
     BadQuery(String),
+    /// No such saved document, or it was deleted (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A change made from a version that is no longer the latest (409).
+    #[error("{0}")]
+    Conflict(String),
     /// A request body over the server's limit (413).
     #[error("{0}")]
     TooLarge(String),
@@ -72,6 +78,8 @@ impl Error {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::BadQuery(_) => "invalid_query",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "payload_too_large",
             Self::NotAcceptable(_) => "not_acceptable",
             Self::QueryTimeout(_) => "query_timeout",
@@ -88,6 +96,8 @@ impl Error {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadQuery(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::QueryTimeout(_) | Self::QueryMemory(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -119,6 +129,27 @@ impl From<arrow::error::ArrowError> for Error {
     fn from(e: arrow::error::ArrowError) -> Self {
         Self::Engine(format!("arrow: {e}"))
     }
+}
+
+/// Deserializes a `T` whose error names the field that failed
+/// (`series[0].math: invalid type …`, not only a line and column), under
+/// `within` (`query.series[0].math`) when the value sits inside a larger one.
+pub fn named<'de, T, D>(deserializer: D, within: &str) -> Result<T, Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        let error = e.into_inner();
+        match (within, field.as_str()) {
+            ("", ".") => Error::BadQuery(format!("the body is not valid: {error}")),
+            (_, ".") => Error::BadQuery(format!("{within}: {error}")),
+            ("", _) => Error::BadQuery(format!("{field}: {error}")),
+            _ => Error::BadQuery(format!("{within}.{field}: {error}")),
+        }
+    })
 }
 
 impl IntoResponse for Error {

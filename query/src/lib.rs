@@ -19,6 +19,7 @@ pub mod analytics;
 pub mod api;
 pub mod config;
 pub mod engine;
+pub mod saved;
 pub mod error;
 pub mod telemetry;
 

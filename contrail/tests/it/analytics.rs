@@ -268,6 +268,52 @@ async fn funnels_count_persons_per_step_with_times_to_convert() {
 }
 
 #[tokio::test]
+async fn funnel_persons_name_who_reached_a_step_and_who_dropped_after_it() {
+    let stack = stack_with(&shop()).await;
+    let funnel = json!({"steps": [{"event": "Viewed"}, {"event": "Added"}, {"event": "Purchased"}], "window": "1h",
+                        "from": "2026-03-28", "to": "2026-04-01"});
+    let persons = |step: usize, dropped: bool, limit: Option<usize>| {
+        let mut body = json!({"funnel": funnel, "step": step, "dropped": dropped});
+        if let Some(limit) = limit {
+            body["limit"] = json!(limit);
+        }
+        body
+    };
+    let names = |a: &Value| a["persons"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    // As in the funnel above: u2 adds 8.5 h after viewing, u5 never purchases;
+    // a1 and a4 are u1's ids, so u1 is one person.
+    for (step, dropped, expected) in [
+        (0, false, vec!["u1", "u2", "u3", "u5"]),
+        (0, true, vec!["u2"]),
+        (1, true, vec!["u5"]),
+        (2, false, vec!["u1", "u3"]),
+    ] {
+        let answer = answer(&stack, "/v1/funnels/persons", persons(step, dropped, None)).await;
+        assert_eq!(names(&answer), expected, "step {step} dropped {dropped}: {answer}");
+        assert_eq!(answer["truncated"], false);
+    }
+    // The lists agree with the funnel's counts.
+    let counts = answer(&stack, "/v1/funnels", funnel.clone()).await;
+    let reached = answer(&stack, "/v1/funnels/persons", persons(1, false, None)).await;
+    assert_eq!(names(&reached).len() as u64, counts["steps"][1]["count"].as_u64().unwrap());
+
+    let cut = answer(&stack, "/v1/funnels/persons", persons(0, false, Some(2))).await;
+    assert_eq!((names(&cut), &cut["truncated"]), (vec!["u1".to_owned(), "u2".to_owned()], &json!(true)));
+    for (body, field) in [
+        (persons(2, true, None), "step"),
+        (persons(3, false, None), "step"),
+        (persons(0, false, Some(0)), "limit"),
+        (json!({"funnel": {"steps": [{"event": "Viewed"}]}, "step": 0}), "funnel.steps"),
+        (json!({"funnel": funnel, "step": 0, "who": "me"}), "who"),
+    ] {
+        let (status, answer) = ask(&stack, "/v1/funnels/persons", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{field}: {message}");
+    }
+}
+
+#[tokio::test]
 async fn retention_builds_first_time_and_recurring_cohorts() {
     let stack = stack_with(&shop()).await;
     let body = |cohort: &str| {

@@ -211,7 +211,7 @@ async fn every_route_the_router_serves_is_in_the_openapi_document_and_every_docu
     );
     // Every documented operation is routed: never the 404/405 fallbacks.
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let concrete = path.replace("{distinct_id}", "u1");
+        let concrete = path.replace("{distinct_id}", "u1").replace("{id}", "0123456789abcdef0123");
         for method in item.as_object().unwrap().keys() {
             let request = Request::builder()
                 .method(method.to_uppercase().as_str())

@@ -10,6 +10,7 @@ mod golden;
 mod harness;
 mod http;
 mod process;
+mod saved;
 mod s3;
 mod slt;
 mod sql;

@@ -58,6 +58,21 @@ impl Drop for QueryProcess {
     }
 }
 
+/// A new bucket on the test server: its store URL and location.
+fn bucket_location(name: &str) -> (String, Location) {
+    let bucket = contrail_testkit::new_bucket(name);
+    let store_url = format!("s3://{bucket}/warehouse");
+    let options = S3Options {
+        endpoint: Some(contrail_testkit::s3_endpoint().to_owned()),
+        region: Some(contrail_testkit::S3_REGION.into()),
+        access_key_id: Some(contrail_testkit::S3_ACCESS_KEY_ID.into()),
+        secret_access_key: Some(contrail_testkit::S3_SECRET_ACCESS_KEY.into()),
+        allow_http: true,
+    };
+    let location = Location::s3(&url::Url::parse(&store_url).unwrap(), &options).unwrap();
+    (store_url, location)
+}
+
 async fn sql(url: &str, sql: &str) -> (u16, Value) {
     let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let key = contrail_edge::Keyring::new(vec![SECRET.as_bytes().to_vec()], [])
@@ -79,16 +94,7 @@ async fn sql(url: &str, sql: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contrail_compact_and_contrail_query_work_against_an_s3_bucket() {
-    let bucket = contrail_testkit::new_bucket("cli");
-    let store_url = format!("s3://{bucket}/warehouse");
-    let options = S3Options {
-        endpoint: Some(contrail_testkit::s3_endpoint().to_owned()),
-        region: Some(contrail_testkit::S3_REGION.into()),
-        access_key_id: Some(contrail_testkit::S3_ACCESS_KEY_ID.into()),
-        secret_access_key: Some(contrail_testkit::S3_SECRET_ACCESS_KEY.into()),
-        allow_http: true,
-    };
-    let location = Location::s3(&url::Url::parse(&store_url).unwrap(), &options).unwrap();
+    let (store_url, location) = bucket_location("cli");
 
     // Raw batches from the real ingest path, as the Worker would leave them in R2.
     let stack = TestStack::new();
@@ -133,4 +139,25 @@ async fn contrail_compact_and_contrail_query_work_against_an_s3_bucket() {
     assert_eq!(answer["rows"], json!([{"n": 55, "d": 55, "days": 2}]));
     let table_only = sql(&url, "SELECT count(*) AS n FROM events WHERE date = DATE '2026-11-20'").await;
     assert_eq!(table_only.1["rows"], json!([{"n": 40}]));
+}
+
+/// Replicas of `contrail query` share saved documents through the bucket:
+/// of concurrent edits made from one version, S3's create-only put lets
+/// exactly one land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_documents_in_an_s3_bucket_keep_exactly_one_of_concurrent_edits() {
+    use contrail_query::saved::{Dashboard, SavedStore};
+    let (_, location) = bucket_location("saved");
+    let saved = SavedStore::new(location.store.clone());
+    let project = contrail_edge::ProjectId::parse("demo").unwrap();
+    let dashboard = |name: String| Dashboard { name, description: String::new(), insights: Vec::new() };
+    let created = saved.create(&project, dashboard("Growth".into())).await.unwrap();
+    let edits = (0..8).map(|i| saved.update(&project, &created.id, 1, dashboard(format!("edit {i}"))));
+    let outcomes = futures::future::join_all(edits).await;
+    let won: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    let conflicts = outcomes.iter().filter(|o| matches!(o, Err(contrail_query::Error::Conflict(_)))).count();
+    assert_eq!((won.len(), conflicts), (1, 7), "{outcomes:?}");
+    let now = saved.get::<Dashboard>(&project, &created.id).await.unwrap();
+    assert_eq!((now.version, &now.body.name), (2, &won[0].body.name));
+    assert_eq!(saved.list::<Dashboard>(&project).await.unwrap().len(), 1);
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, UInt8Type};
 use chrono::{DateTime, Utc};
 use contrail_functions::funnel::chain::{Exclusion, Order, Spec};
@@ -260,44 +260,15 @@ impl super::Analysis for Funnels {
 
     /// Runs the request over `session`.
     async fn run(self, session: Session) -> Result<Answer> {
-        let person = person(&session.ctx)?;
-        let steps_mask = mask(&self.steps)?;
-        let excluded_mask = mask(&self.exclusions)?;
-        let mut rows = in_range(&self.range).and(self.global.clone());
-        if self.spec.order != Order::Strict {
-            // A strict funnel sees every event (they break chains); the others only theirs.
-            let any: Vec<Expr> = self.steps.iter().chain(&self.exclusions).cloned().collect();
-            rows = rows.and(any.into_iter().reduce(Expr::or).unwrap_or_else(|| lit(false)));
-        }
-        let value = match &self.breakdown {
-            None => lit(ScalarValue::Utf8(None)),
-            Some(property) => property.text(),
-        };
-        let chain = funnel_chain_udaf(self.spec.clone()).call(vec![col("timestamp"), steps_mask, excluded_mask, value]);
-        let touch = if self.last_touch { "last" } else { "first" };
-        let batches = session
-            .ctx
-            .table("events")
-            .await?
-            .filter(rows)?
-            .aggregate(vec![person.alias("person")], vec![chain.alias("chain")])?
-            .select(vec![
-                get_field(col("chain"), "level").alias("level"),
-                get_field(col("chain"), "times").alias("times"),
-                get_field(col("chain"), touch).alias("value"),
-            ])?
-            .filter(col("level").gt(lit(0u8)))?
-            .collect()
-            .await?;
-
+        let batches = self.outcomes(&session).await?;
         let steps = self.names.len();
         let timed = self.spec.order != Order::Unordered;
         let mut all = Tally::default();
         let mut by_value: HashMap<Option<String>, Tally> = HashMap::new();
         for batch in &batches {
-            let level = batch.column(0).as_primitive::<UInt8Type>();
-            let times = batch.column(1).as_list::<i32>();
-            let value = text_column(batch, 2)?;
+            let level = batch.column(1).as_primitive::<UInt8Type>();
+            let times = batch.column(2).as_list::<i32>();
+            let value = text_column(batch, 3)?;
             for i in 0..batch.num_rows() {
                 let t = times.value(i);
                 let person = Person {
@@ -320,6 +291,42 @@ impl super::Analysis for Funnels {
 }
 
 impl Funnels {
+    /// One row per person who reached step 1: `person`, `level` (the
+    /// furthest step, 1-based), `times` (the counted chain's step times)
+    /// and `value` (the breakdown value by the request's attribution).
+    async fn outcomes(&self, session: &Session) -> Result<Vec<RecordBatch>> {
+        let person = person(&session.ctx)?;
+        let steps_mask = mask(&self.steps)?;
+        let excluded_mask = mask(&self.exclusions)?;
+        let mut rows = in_range(&self.range).and(self.global.clone());
+        if self.spec.order != Order::Strict {
+            // A strict funnel sees every event (they break chains); the others only theirs.
+            let any: Vec<Expr> = self.steps.iter().chain(&self.exclusions).cloned().collect();
+            rows = rows.and(any.into_iter().reduce(Expr::or).unwrap_or_else(|| lit(false)));
+        }
+        let value = match &self.breakdown {
+            None => lit(ScalarValue::Utf8(None)),
+            Some(property) => property.text(),
+        };
+        let chain = funnel_chain_udaf(self.spec.clone()).call(vec![col("timestamp"), steps_mask, excluded_mask, value]);
+        let touch = if self.last_touch { "last" } else { "first" };
+        Ok(session
+            .ctx
+            .table("events")
+            .await?
+            .filter(rows)?
+            .aggregate(vec![person.alias("person")], vec![chain.alias("chain")])?
+            .select(vec![
+                col("person"),
+                get_field(col("chain"), "level").alias("level"),
+                get_field(col("chain"), "times").alias("times"),
+                get_field(col("chain"), touch).alias("value"),
+            ])?
+            .filter(col("level").gt(lit(0u8)))?
+            .collect()
+            .await?)
+    }
+
     /// The top values by step-0 persons (ties by value, missing first),
     /// then `$other` for the rest (a value that is literally `$other` included).
     fn breakdowns(&self, by_value: HashMap<Option<String>, Tally>, timed: bool) -> Vec<Value> {
@@ -350,5 +357,80 @@ impl Funnels {
             out.push(json!({ "value": OTHER, "steps": other.steps(&self.names, timed) }));
         }
         out
+    }
+}
+
+/// Most persons one `POST /v1/funnels/persons` answer lists.
+pub const MAX_FUNNEL_PERSONS: usize = 10_000;
+/// Persons listed when the request does not say.
+const DEFAULT_FUNNEL_PERSONS: usize = 100;
+
+/// `POST /v1/funnels/persons`: who reached a step of a funnel, or who
+/// reached it and went no further (the drop-off behind a funnel's bar).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelPersonsRequest {
+    funnel: FunnelsRequest,
+    step: usize,
+    #[serde(default)]
+    dropped: bool,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// A validated funnel persons request.
+#[derive(Debug)]
+pub struct FunnelPersons {
+    funnel: Funnels,
+    step: usize,
+    dropped: bool,
+    limit: usize,
+}
+
+impl super::Request for FunnelPersonsRequest {
+    type Analysis = FunnelPersons;
+
+    fn validate(self, now: DateTime<Utc>) -> Result<FunnelPersons> {
+        let funnel = self.funnel.validate(now).map_err(|e| match e {
+            crate::error::Error::BadQuery(m) => crate::error::Error::BadQuery(format!("funnel.{m}")),
+            other => other,
+        })?;
+        let steps = funnel.names.len();
+        let last = if self.dropped { steps - 1 } else { steps };
+        if self.step >= last {
+            let why = if self.dropped { " (no one drops off after the last step)" } else { "" };
+            return Err(invalid("step", format!("0-based, below {last} for this funnel{why}; got {}", self.step)));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_FUNNEL_PERSONS);
+        if limit == 0 || limit > MAX_FUNNEL_PERSONS {
+            return Err(invalid("limit", format!("1 to {MAX_FUNNEL_PERSONS}; got {limit}")));
+        }
+        Ok(FunnelPersons { funnel, step: self.step, dropped: self.dropped, limit })
+    }
+}
+
+impl super::Analysis for FunnelPersons {
+    const KIND: &'static str = "funnel_persons";
+
+    /// The persons whose furthest step is exactly `step` (dropped) or at
+    /// least `step` (reached), by id, the first `limit`.
+    async fn run(self, session: Session) -> Result<Answer> {
+        let reached = self.step + 1;
+        let mut persons = Vec::new();
+        for batch in self.funnel.outcomes(&session).await? {
+            let person = text_column(&batch, 0)?;
+            let level = batch.column(1).as_primitive::<UInt8Type>();
+            for i in 0..batch.num_rows() {
+                let level = usize::from(level.value(i));
+                if (self.dropped && level == reached) || (!self.dropped && level >= reached) {
+                    persons.push(person.value(i).to_owned());
+                }
+            }
+        }
+        persons.sort_unstable();
+        let truncated = persons.len() > self.limit;
+        persons.truncate(self.limit);
+        let body = json!({ "step": self.step, "dropped": self.dropped, "persons": persons, "truncated": truncated });
+        Ok(Answer::new(body, session.version))
     }
 }

@@ -32,19 +32,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 Error::BadQuery(format!("could not read the request body: {}", e.body_text()))
             }
         })?;
-        // The error names the field (`series[0].math: invalid type …`), not only a column.
-        let mut body = serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(&mut body).map(Json).map_err(|e| {
-            let field = e.path().to_string();
-            let error = e.into_inner();
-            if field == "." {
-                Error::BadQuery(format!("the body is not valid: {error}"))
-            } else {
-                Error::BadQuery(format!("{field}: {error}"))
-            }
-        })
+        crate::error::named(&mut serde_json::Deserializer::from_slice(&bytes), "").map(Json)
     }
 }
+
 
 /// Query-string parameters.
 #[derive(Debug)]

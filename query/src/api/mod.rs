@@ -11,6 +11,8 @@ pub mod format;
 mod live;
 pub mod openapi;
 pub mod project;
+mod projects;
+mod saved;
 mod sql;
 mod timeline;
 
@@ -20,12 +22,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::Html;
 use axum::routing::{get, post};
-use contrail_edge::Keyring;
+use contrail_edge::{Keyring, ProjectId};
 
-use crate::analytics::funnels::FunnelsRequest;
+use crate::analytics::funnels::{FunnelPersonsRequest, FunnelsRequest};
 use crate::analytics::retention::RetentionRequest;
 use crate::analytics::trends::TrendsRequest;
 use crate::engine::Engine;
+use crate::saved::{Dashboard, Insight, Saved, SavedStore};
 
 /// State of the query handlers.
 pub struct QueryState {
@@ -35,6 +38,20 @@ pub struct QueryState {
     pub keyring: Keyring,
     /// How often the live stream looks for new events.
     pub live_poll: Duration,
+    /// Saved insights and dashboards (in the engine's object store).
+    pub saved: SavedStore,
+    /// Projects named in the configuration, listed to the admin token
+    /// before they hold any data.
+    pub projects: Vec<ProjectId>,
+}
+
+impl QueryState {
+    /// The state of an API over `engine`, whose object store also keeps
+    /// the saved documents.
+    pub fn new(engine: Engine, keyring: Keyring, live_poll: Duration, projects: Vec<ProjectId>) -> Self {
+        let saved = SavedStore::new(engine.store());
+        Self { engine, keyring, live_poll, saved, projects }
+    }
 }
 
 /// `POST`: one SQL statement.
@@ -49,13 +66,39 @@ pub const TRENDS_PATH: &str = "/v1/trends";
 pub const FUNNELS_PATH: &str = "/v1/funnels";
 /// `POST`: cohorts and their return rates.
 pub const RETENTION_PATH: &str = "/v1/retention";
+/// `POST`: the persons behind one step of a funnel.
+pub const FUNNEL_PERSONS_PATH: &str = "/v1/funnels/persons";
+/// `GET`: the projects a credential reads.
+pub const PROJECTS_PATH: &str = "/v1/projects";
+/// `GET`, `POST`: saved insights.
+pub const INSIGHTS_PATH: &str = "/v1/insights";
+/// `GET`, `PUT`, `DELETE`: one saved insight.
+pub const INSIGHT_PATH: &str = "/v1/insights/{id}";
+/// `GET`, `POST`: dashboards.
+pub const DASHBOARDS_PATH: &str = "/v1/dashboards";
+/// `GET`, `PUT`, `DELETE`: one dashboard.
+pub const DASHBOARD_PATH: &str = "/v1/dashboards/{id}";
 /// `GET`: the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/openapi.json";
 /// `GET`: the OpenAPI document, rendered.
 pub const DOCS_PATH: &str = "/docs";
 /// Every path [`routes`] serves (the OpenAPI test compares them with the document).
-pub const PATHS: [&str; 8] =
-    [SQL_PATH, TRENDS_PATH, FUNNELS_PATH, RETENTION_PATH, TIMELINE_PATH, LIVE_PATH, OPENAPI_PATH, DOCS_PATH];
+pub const PATHS: [&str; 14] = [
+    SQL_PATH,
+    TRENDS_PATH,
+    FUNNELS_PATH,
+    FUNNEL_PERSONS_PATH,
+    RETENTION_PATH,
+    TIMELINE_PATH,
+    LIVE_PATH,
+    PROJECTS_PATH,
+    INSIGHTS_PATH,
+    INSIGHT_PATH,
+    DASHBOARDS_PATH,
+    DASHBOARD_PATH,
+    OPENAPI_PATH,
+    DOCS_PATH,
+];
 
 /// The query routes (no fallback: the binary merges them with others).
 pub fn routes(state: Arc<QueryState>) -> Router {
@@ -63,10 +106,21 @@ pub fn routes(state: Arc<QueryState>) -> Router {
         .route(SQL_PATH, post(sql::sql))
         .route(TRENDS_PATH, post(analytics::analyze::<TrendsRequest>))
         .route(FUNNELS_PATH, post(analytics::analyze::<FunnelsRequest>))
+        .route(FUNNEL_PERSONS_PATH, post(analytics::analyze::<FunnelPersonsRequest>))
         .route(RETENTION_PATH, post(analytics::analyze::<RetentionRequest>))
+        .route(PROJECTS_PATH, get(projects::projects))
+        .merge(saved_routes::<Insight>(INSIGHTS_PATH, INSIGHT_PATH))
+        .merge(saved_routes::<Dashboard>(DASHBOARDS_PATH, DASHBOARD_PATH))
         .route(TIMELINE_PATH, get(timeline::timeline))
         .route(LIVE_PATH, get(live::live))
         .route(OPENAPI_PATH, get(|| async { axum::Json(openapi::document()) }))
         .route(DOCS_PATH, get(|| async { Html(openapi::DOCS_HTML) }))
         .with_state(state)
+}
+
+/// The five routes of one kind of saved document.
+fn saved_routes<T: Saved>(collection: &'static str, item: &'static str) -> Router<Arc<QueryState>> {
+    Router::new()
+        .route(collection, get(saved::list::<T>).post(saved::create::<T>))
+        .route(item, get(saved::get::<T>).put(saved::replace::<T>).delete(saved::delete::<T>))
 }

@@ -231,6 +231,41 @@ pub fn document() -> Value {
         ],
         "responses": live_responses
     }}));
+    let mut persons_responses = query_errors();
+    persons_responses["200"] = json!({"description": "The persons, sorted, at most `limit`.", "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"step": {"type": "integer"}, "dropped": {"type": "boolean"},
+        "persons": {"type": "array", "items": {"type": "string"}}, "truncated": {"type": "boolean"},
+        "table_version": {"type": ["integer", "null"]}, "computed_at": {"type": "string"}}
+    }}}});
+    paths.insert("/v1/funnels/persons".into(), json!({"post": {
+        "tags": ["analytics"],
+        "summary": "The persons behind one step of a funnel: who reached it, or who reached it and went no further",
+        "security": [{"queryKey": []}],
+        "parameters": [project_param],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": false, "required": ["funnel", "step"], "properties": {
+                "funnel": {"type": "object", "description": "a POST /v1/funnels body"},
+                "step": {"type": "integer", "minimum": 0, "description": "0-based"},
+                "dropped": {"type": "boolean", "default": false, "description": "true: reached `step` but not the next one"},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}
+            }},
+            "example": {"funnel": {"steps": [{"event": "Viewed Pricing"}, {"event": "Signed Up"}], "window": "1d"}, "step": 0, "dropped": true}
+        }}},
+        "responses": persons_responses
+    }}));
+    let mut projects_responses = query_errors();
+    projects_responses["200"] = json!({"description": "The projects this credential reads, with each one's write key.",
+        "content": {"application/json": {"schema": {"type": "object", "properties": {"projects": {"type": "array", "items": {
+            "type": "object", "properties": {"name": {"type": "string"}, "write_key": {"type": "string"}}}}}}}}});
+    paths.insert("/v1/projects".into(), json!({"get": {
+        "tags": ["query"],
+        "summary": "The projects a credential reads: a query key's own, or every configured or stored one for the admin token",
+        "security": [{"queryKey": []}],
+        "responses": projects_responses
+    }}));
+    for (collection, noun, schema) in [("insights", "insight", "Insight"), ("dashboards", "dashboard", "Dashboard")] {
+        saved_paths(&mut paths, collection, noun, schema, &project_param);
+    }
     for (path, summary, kind) in [
         ("/healthz", "Liveness", "application/json"),
         ("/readyz", "Readiness: storage (and the buffer, in serve) answers", "application/json"),
@@ -274,6 +309,17 @@ pub fn document() -> Value {
                     "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
                     "rejected": {"type": "array", "items": {"type": "object", "properties": {
                         "index": {"type": "integer"}, "code": {"type": "string"}, "error": {"type": "string"}}}}}},
+                "Insight": {"type": "object", "required": ["name", "kind", "query"], "properties": {
+                    "id": {"type": "string", "readOnly": true}, "version": {"type": "integer", "description": "read: the current version; on PUT: the version you changed"},
+                    "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true},
+                    "name": {"type": "string", "maxLength": 200}, "description": {"type": "string"},
+                    "kind": {"enum": ["trends", "funnels", "retention"]},
+                    "query": {"type": "object", "description": "a body of POST /v1/<kind>, validated as that endpoint would"}}},
+                "Dashboard": {"type": "object", "required": ["name"], "properties": {
+                    "id": {"type": "string", "readOnly": true}, "version": {"type": "integer", "description": "read: the current version; on PUT: the version you changed"},
+                    "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true},
+                    "name": {"type": "string", "maxLength": 200}, "description": {"type": "string"},
+                    "insights": {"type": "array", "maxItems": 100, "items": {"type": "string"}, "description": "pinned insight ids, in order"}}},
                 "SqlAnswer": {"type": "object", "properties": {
                     "columns": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"type": "string"}}}},
                     "rows": {"type": "array", "items": {"type": "object"}},
@@ -281,6 +327,41 @@ pub fn document() -> Value {
             }
         }
     })
+}
+
+/// The five operations of a kind of saved document.
+fn saved_paths(paths: &mut serde_json::Map<String, Value>, collection: &str, noun: &str, schema: &str, project: &Value) {
+    let schema = json!({"$ref": format!("#/components/schemas/{schema}")});
+    let one = |description: &str| json!({"description": description, "content": {"application/json": {"schema": schema}}});
+    let mut errors = query_errors();
+    errors["404"] = error_response(&format!("No such {noun} in this project, or it was deleted."));
+    errors["409"] = error_response("conflict: it changed since the version you sent; read it again and reapply your change.");
+    let with = |code: &str, answer: Value| {
+        let mut responses = errors.clone();
+        responses[code] = answer;
+        responses
+    };
+    let body = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
+    let version = json!({"name": "version", "in": "query", "schema": {"type": "integer"},
+        "description": "Delete only if still at this version (or send If-Match)"});
+    let list = json!({"description": format!("Every {noun}, most recently updated first."), "content": {"application/json": {"schema": {
+        "type": "object", "properties": {collection: {"type": "array", "items": schema}}}}}});
+    paths.insert(format!("/v1/{collection}"), json!({
+        "get": {"tags": ["saved"], "summary": format!("List {collection}"), "security": [{"queryKey": []}],
+                "parameters": [project], "responses": with("200", list)},
+        "post": {"tags": ["saved"], "summary": format!("Save a new {noun} (version 1)"), "security": [{"queryKey": []}],
+                 "parameters": [project], "requestBody": body, "responses": with("201", one(&format!("The saved {noun}; ETag is its version.")))}
+    }));
+    paths.insert(format!("/v1/{collection}/{{id}}"), json!({
+        "get": {"tags": ["saved"], "summary": format!("Read one {noun}"), "security": [{"queryKey": []}],
+                "parameters": [id, project], "responses": with("200", one(&format!("The {noun}; ETag is its version.")))},
+        "put": {"tags": ["saved"], "summary": format!("Replace a {noun}, naming the version changed (\"version\" or If-Match); 409 when stale"),
+                "security": [{"queryKey": []}], "parameters": [id, project], "requestBody": body,
+                "responses": with("200", one(&format!("The {noun} at its new version.")))},
+        "delete": {"tags": ["saved"], "summary": format!("Delete a {noun}"), "security": [{"queryKey": []}],
+                   "parameters": [id, version, project], "responses": with("204", json!({"description": "Deleted"}))}
+    }));
 }
 
 /// `/docs`: fetches `/openapi.json` and lists every operation with its
@@ -291,7 +372,7 @@ pub const DOCS_HTML: &str = r#"<!doctype html>
 <style>
 body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
 h1{margin-bottom:0}.op{border:1px solid #d5dae3;border-radius:6px;margin:.8rem 0;padding:.6rem 1rem}
-.m{display:inline-block;min-width:4.5rem;font-weight:700;text-transform:uppercase}.get{color:#17803d}.post{color:#1f5fbf}.options{color:#777}
+.m{display:inline-block;min-width:4.5rem;font-weight:700;text-transform:uppercase}.get{color:#17803d}.post{color:#1f5fbf}.put{color:#a05a00}.delete{color:#b3261e}.options{color:#777}
 code,pre{font-family:ui-monospace,monospace;font-size:13px}pre{background:#f5f7fa;padding:.5rem;overflow:auto}
 .tag{color:#6b7385;font-size:13px}
 </style></head><body>
