@@ -38,6 +38,10 @@ struct Args {
     /// benchmark uses 90, for daily users and weekly retention).
     #[arg(long, default_value_t = 3)]
     days: i64,
+    /// End the events at the current hour instead of 2026-11-26, so that
+    /// "the last 24 hours" of the dashboard's overview holds data.
+    #[arg(long)]
+    end_now: bool,
 }
 
 const EVENTS: [&str; 8] =
@@ -45,7 +49,7 @@ const EVENTS: [&str; 8] =
 const DAY_MS: i64 = 86_400_000;
 const END: i64 = 1_795_651_200_000; // 2026-11-26T00:00:00Z
 
-fn event(i: usize, rng: &mut u64, days: i64) -> Event {
+fn event(i: usize, rng: &mut u64, spread: Spread) -> Event {
     *rng ^= *rng << 13;
     *rng ^= *rng >> 7;
     *rng ^= *rng << 17;
@@ -63,9 +67,9 @@ fn event(i: usize, rng: &mut u64, days: i64) -> Event {
         session_id: Some(format!("s{}", r % 1_000_000)),
         group_id: None,
         previous_id: None,
-        // `days` days of traffic, ending at END (by default three days from 2026-11-23).
-        timestamp: at(i, days),
-        received_at: at(i, days) + 150,
+        // `days` days of traffic, ending at `end` (by default three days from 2026-11-23).
+        timestamp: spread.at(i),
+        received_at: spread.at(i) + 150,
         properties: format!(
             r#"{{"plan":"{}","price":{},"items":{}}}"#,
             ["free", "pro", "team"][(r >> 16) as usize % 3],
@@ -100,10 +104,21 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The time of event `i`: spread evenly over `days` days (5 M events per spread).
-fn at(i: usize, days: i64) -> i64 {
-    let span = days.max(1) * DAY_MS;
-    END - span + (i as i64 * span / 5_000_000) % span
+/// How event times spread: `days` days ending at `end`, `per_span` events
+/// evenly over the span (then again from its start).
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    days: i64,
+    end: i64,
+    per_span: usize,
+}
+
+impl Spread {
+    /// The time of event `i`.
+    fn at(self, i: usize) -> i64 {
+        let span = self.days.max(1) * DAY_MS;
+        self.end - span + (i as i64 * span / self.per_span as i64) % span
+    }
 }
 
 #[tokio::main]
@@ -113,6 +128,13 @@ async fn main() {
     let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     let location = Location::local(&dir).expect("location");
 
+    // The other benchmarks' data: 5 M events per span, ending on a fixed day.
+    // The dashboard's: every event within the span, ending this hour.
+    let spread = if args.end_now {
+        Spread { days: args.days, end: now_ms() - now_ms() % 3_600_000, per_span: args.events.max(1) }
+    } else {
+        Spread { days: args.days, end: END, per_span: 5_000_000 }
+    };
     let generated = Instant::now();
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut raw_bytes = 0u64;
@@ -121,7 +143,7 @@ async fn main() {
     let mut start = 0;
     while start < args.events {
         let end = (start + args.batch).min(args.events);
-        let mut batch: Vec<Event> = (start..end).map(|i| event(i, &mut rng, args.days)).collect();
+        let mut batch: Vec<Event> = (start..end).map(|i| event(i, &mut rng, spread)).collect();
         // Some events of this batch come again in the next one (a retried flush).
         let again = ((end - start) as f64 * args.duplicates) as usize;
         batch.append(&mut resend);
