@@ -12,14 +12,19 @@ fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let dist = manifest.join("../dashboard/dist");
-    println!("cargo:rerun-if-changed={}", dist.display());
+    // Watching a missing path reruns this script on every build; until the
+    // dashboard is built, watch its folder for `dist` to appear instead.
+    let watched = if dist.is_dir() { dist.clone() } else { manifest.join("../dashboard") };
+    println!("cargo:rerun-if-changed={}", watched.display());
 
     let mut files = Vec::new();
     if dist.join("index.html").is_file() {
         collect(&dist, &dist, &mut files);
     }
     files.sort();
-    let mut code = String::from("/// The built dashboard's files (empty when it was not built).\npub static ASSETS: &[Asset] = &[\n");
+    let mut code = String::from(
+        "/// The built dashboard's files (empty when it was not built).\npub static ASSETS: &[Asset] = &[\n",
+    );
     for (i, (route, file)) in files.iter().enumerate() {
         let bytes = std::fs::read(file).expect("reading a dashboard asset");
         let gzip = out.join(format!("asset-{i}.gz"));

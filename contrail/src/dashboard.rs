@@ -52,12 +52,11 @@ fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
     let gzip = accepts_gzip(headers);
     let etag = if gzip { format!("\"{}-gz\"", asset.etag) } else { format!("\"{}\"", asset.etag) };
     let cache = if asset.route.starts_with("/assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut response =
-        if fresh { StatusCode::NOT_MODIFIED.into_response() } else { body(asset, gzip).into_response() };
+    let fresh = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|tags| {
+        // A proxy that re-compresses weakens the tag (`W/"…"`); it still names these bytes' source.
+        tags.split(',').map(|t| t.trim()).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+    });
+    let mut response = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { body(asset, gzip).into_response() };
     let h = response.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));

@@ -42,7 +42,9 @@ pub fn serve(stack: &Stack) -> Router {
 /// when the object store answers).
 pub fn query(query: Arc<QueryState>, store: Arc<dyn ObjectStore>) -> Router {
     finish(
-        contrail_query::routes(query).merge(operations(None, store, telemetry::prometheus())).merge(dashboard::routes()),
+        contrail_query::routes(query)
+            .merge(operations(None, store, telemetry::prometheus()))
+            .merge(dashboard::routes()),
     )
 }
 
@@ -125,7 +127,9 @@ async fn method_not_allowed(request: Request<Body>) -> Error {
 
 /// The methods a routed path answers, for a 405's `Allow`.
 fn allowed_methods(path: &str) -> &'static str {
-    use contrail_query::api::{DASHBOARDS_PATH, FUNNEL_PERSONS_PATH, FUNNELS_PATH, INSIGHTS_PATH, RETENTION_PATH, SQL_PATH, TRENDS_PATH};
+    use contrail_query::api::{
+        DASHBOARDS_PATH, FUNNEL_PERSONS_PATH, FUNNELS_PATH, INSIGHTS_PATH, RETENTION_PATH, SQL_PATH, TRENDS_PATH,
+    };
     let saved_item = [INSIGHTS_PATH, DASHBOARDS_PATH]
         .iter()
         .any(|collection| path.strip_prefix(collection).is_some_and(|rest| rest.starts_with('/')));

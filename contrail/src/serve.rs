@@ -141,8 +141,12 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<()> {
         let cadence = Cadence::new(&config.compact, Duration::from_secs(config.compact.every_secs));
         tokio::spawn(compact::run_loop(stack.compactor(&config), config.compact.clone(), cadence, shutdown_rx))
     });
+    let query = stack.query.clone();
     axum::serve(listener, router::serve(&stack).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            query.stop_streams();
+        })
         .await
         .map_err(Error::io("serving HTTP"))?;
     tracing::info!("shutting down: flushing the buffer");
@@ -175,8 +179,12 @@ pub async fn run_query(config: Config, store: Option<String>) -> Result<()> {
         .map_err(Error::io(format!("listening on {}", config.server.listen)))?;
     let addr = listener.local_addr().map_err(Error::io("reading the listening address"))?;
     println!("Contrail query API on http://{addr}  (SQL: POST /v1/sql, docs: /docs)");
+    let streams = query.clone();
     axum::serve(listener, router::query(query, location.store).into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            streams.stop_streams();
+        })
         .await
         .map_err(Error::io("serving HTTP"))
 }

@@ -27,6 +27,10 @@ pub enum Error {
     /// A change made from a version that is no longer the latest (409).
     #[error("{0}")]
     Conflict(String),
+    /// A saved document's latest version cannot be decoded (500; the
+    /// message says how to recover, and holds nothing internal).
+    #[error("{0}")]
+    Damaged(String),
     /// A request body over the server's limit (413).
     #[error("{0}")]
     TooLarge(String),
@@ -80,6 +84,7 @@ impl Error {
             Self::BadQuery(_) => "invalid_query",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::Damaged(_) => "document_damaged",
             Self::TooLarge(_) => "payload_too_large",
             Self::NotAcceptable(_) => "not_acceptable",
             Self::QueryTimeout(_) => "query_timeout",
@@ -101,7 +106,7 @@ impl Error {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::QueryTimeout(_) | Self::QueryMemory(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Engine(_) | Self::Snapshot(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Engine(_) | Self::Snapshot(_) | Self::Damaged(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -157,7 +162,9 @@ impl IntoResponse for Error {
         let status = self.status();
         // Internal detail stays in the log, never in a 5xx body; a query's
         // limits are the caller's business and are said plainly.
-        let message = if status.is_server_error() && !matches!(self, Self::QueryTimeout(_) | Self::QueryMemory(_)) {
+        let message = if status.is_server_error()
+            && !matches!(self, Self::QueryTimeout(_) | Self::QueryMemory(_) | Self::Damaged(_))
+        {
             tracing::error!(error = %self, code = self.code(), "request failed");
             "the server could not complete the request; it has been logged, retry shortly".to_owned()
         } else {

@@ -19,8 +19,8 @@ pub mod analytics;
 pub mod api;
 pub mod config;
 pub mod engine;
-pub mod saved;
 pub mod error;
+pub mod saved;
 pub mod telemetry;
 
 pub use api::{QueryState, routes};

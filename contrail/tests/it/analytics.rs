@@ -279,7 +279,8 @@ async fn funnel_persons_name_who_reached_a_step_and_who_dropped_after_it() {
         }
         body
     };
-    let names = |a: &Value| a["persons"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let names =
+        |a: &Value| a["persons"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect::<Vec<_>>();
     // As in the funnel above: u2 adds 8.5 h after viewing, u5 never purchases;
     // a1 and a4 are u1's ids, so u1 is one person.
     for (step, dropped, expected) in [

@@ -448,3 +448,30 @@ async fn unmodified_analytics_js_in_headless_chromium_delivers_every_call_once()
     assert!(identify.anonymous_id.is_some(), "identify links the anonymous visitor to the user");
     assert!(stored.values().any(|e| e.event == "Left Page"), "the event sent on unload was stored");
 }
+
+/// The web dashboard in headless Debian Chromium against a real `serve`
+/// (which the script starts, restarts and stops itself): sign-in, every page
+/// at desktop and phone width without console errors, numbers compared with
+/// the API's answers to the same queries, the live feed, a funnel built by
+/// clicking, saved insights surviving a restart, and the insights API.
+/// Screenshots of every page land in `<target>/tmp/dashboard-screenshots`.
+#[test]
+fn the_dashboard_works_in_headless_chromium_against_a_real_serve() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/browser");
+    assert!(
+        root.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
+        "playwright-core or Chromium is not installed: run scripts/test (it runs scripts/setup-browser)"
+    );
+    assert!(contrail::dashboard::is_embedded(), "the binary has no dashboard: run scripts/build-dashboard, then build");
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    let output = Command::new("node")
+        .args(["--test", "--test-reporter=spec"])
+        .arg(root.join("dashboard.test.mjs"))
+        .env("CONTRAIL_BIN", env!("CARGO_BIN_EXE_contrail"))
+        .env("ARTIFACTS", &artifacts)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "dashboard tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    println!("{stdout}\nscreenshots: {}", artifacts.display());
+}

@@ -41,7 +41,10 @@ fn replica(stack: &TestStack) -> Router {
     let location = contrail_warehouse::Location::local(&stack.stack.data.join(contrail::serve::STORE_DIR)).unwrap();
     let engine = Engine::new(location.clone(), Arc::default(), Default::default()).unwrap();
     let keyring = stack.stack.keyring().clone();
-    contrail::router::query(Arc::new(QueryState::new(engine, keyring, Duration::from_millis(100), vec![])), location.store)
+    contrail::router::query(
+        Arc::new(QueryState::new(engine, keyring, Duration::from_millis(100), vec![])),
+        location.store,
+    )
 }
 
 #[tokio::test]
@@ -50,12 +53,26 @@ async fn insights_are_created_read_listed_replaced_and_deleted() {
     let r = &t.router;
     let key = t.query_key("demo");
     let (status, created) =
-        call(r, "POST", "/v1/insights", &key, Some(json!({"name": "Signups", "kind": "trends", "query": trend()}))).await;
+        call(r, "POST", "/v1/insights", &key, Some(json!({"name": "Signups", "kind": "trends", "query": trend()})))
+            .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    assert_eq!((&created["version"], &created["name"], &created["description"]), (&json!(1), &json!("Signups"), &json!("")));
+    assert_eq!(
+        (&created["version"], &created["name"], &created["description"]),
+        (&json!(1), &json!("Signups"), &json!(""))
+    );
     assert_eq!(created["query"], trend());
     assert_eq!(created["created_at"], created["updated_at"]);
+    let request = Request::post("/v1/insights")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::from(json!({"name": "Located", "kind": "trends", "query": trend()}).to_string()))
+        .unwrap();
+    let (status, headers, located) = t.send(request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers["location"].to_str().unwrap(), format!("/v1/insights/{}", located["id"].as_str().unwrap()));
+    let (status, _) =
+        call(r, "DELETE", &format!("/v1/insights/{}?version=1", located["id"].as_str().unwrap()), &key, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 
     let (status, read) = call(r, "GET", &format!("/v1/insights/{id}"), &key, None).await;
     assert_eq!((status, &read), (StatusCode::OK, &created));
@@ -65,10 +82,19 @@ async fn insights_are_created_read_listed_replaced_and_deleted() {
     edited["name"] = json!("Daily signups");
     let (status, replaced) = call(r, "PUT", &format!("/v1/insights/{id}"), &key, Some(edited)).await;
     assert_eq!(status, StatusCode::OK, "{replaced}");
-    assert_eq!((&replaced["version"], &replaced["name"], &replaced["created_at"]), (&json!(2), &json!("Daily signups"), &created["created_at"]));
+    assert_eq!(
+        (&replaced["version"], &replaced["name"], &replaced["created_at"]),
+        (&json!(2), &json!("Daily signups"), &created["created_at"])
+    );
 
-    let (_, second) =
-        call(r, "POST", "/v1/insights", &key, Some(json!({"name": "Funnel", "kind": "funnels", "query": {"steps": [{"event": "A"}, {"event": "B"}]}}))).await;
+    let (_, second) = call(
+        r,
+        "POST",
+        "/v1/insights",
+        &key,
+        Some(json!({"name": "Funnel", "kind": "funnels", "query": {"steps": [{"event": "A"}, {"event": "B"}]}})),
+    )
+    .await;
     let (status, list) = call(r, "GET", "/v1/insights", &key, None).await;
     assert_eq!(status, StatusCode::OK);
     let names: Vec<&str> = list["insights"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
@@ -81,7 +107,14 @@ async fn insights_are_created_read_listed_replaced_and_deleted() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, gone) = call(r, "GET", &format!("/v1/insights/{id}"), &key, None).await;
     assert_eq!((status, gone["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
-    let (status, _) = call(r, "PUT", &format!("/v1/insights/{id}"), &key, Some(json!({"name": "x", "kind": "trends", "query": trend(), "version": 3}))).await;
+    let (status, _) = call(
+        r,
+        "PUT",
+        &format!("/v1/insights/{id}"),
+        &key,
+        Some(json!({"name": "x", "kind": "trends", "query": trend(), "version": 3})),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, list) = call(r, "GET", "/v1/insights", &key, None).await;
     assert_eq!(list["insights"].as_array().unwrap().len(), 1);
@@ -92,8 +125,7 @@ async fn insights_are_created_read_listed_replaced_and_deleted() {
 async fn a_stale_update_answers_409_and_of_two_concurrent_edits_exactly_one_lands() {
     let t = TestStack::new();
     let key = t.query_key("demo");
-    let (_, created) =
-        call(&t.router, "POST", "/v1/dashboards", &key, Some(json!({"name": "Growth"}))).await;
+    let (_, created) = call(&t.router, "POST", "/v1/dashboards", &key, Some(json!({"name": "Growth"}))).await;
     let path = format!("/v1/dashboards/{}", created["id"].as_str().unwrap());
     let (status, _) = call(&t.router, "PUT", &path, &key, Some(json!({"name": "Growth 2", "version": 1}))).await;
     assert_eq!(status, StatusCode::OK);
@@ -123,19 +155,21 @@ async fn a_stale_update_answers_409_and_of_two_concurrent_edits_exactly_one_land
 async fn a_dashboard_pins_insights_and_another_replica_reads_the_same_documents() {
     let t = TestStack::new();
     let key = t.query_key("demo");
-    let (_, insight) =
-        call(&t.router, "POST", "/v1/insights", &key, Some(json!({"name": "Signups", "kind": "trends", "query": trend()}))).await;
-    let (status, dashboard) = call(
+    let (_, insight) = call(
         &t.router,
         "POST",
-        "/v1/dashboards",
+        "/v1/insights",
         &key,
-        Some(json!({"name": "Growth", "insights": [insight["id"]]})),
+        Some(json!({"name": "Signups", "kind": "trends", "query": trend()})),
     )
     .await;
+    let (status, dashboard) =
+        call(&t.router, "POST", "/v1/dashboards", &key, Some(json!({"name": "Growth", "insights": [insight["id"]]})))
+            .await;
     assert_eq!(status, StatusCode::CREATED, "{dashboard}");
     let other = replica(&t);
-    let (status, read) = call(&other, "GET", &format!("/v1/dashboards/{}", dashboard["id"].as_str().unwrap()), &key, None).await;
+    let (status, read) =
+        call(&other, "GET", &format!("/v1/dashboards/{}", dashboard["id"].as_str().unwrap()), &key, None).await;
     assert_eq!((status, &read["insights"]), (StatusCode::OK, &json!([insight["id"]])));
     let (_, insights) = call(&other, "GET", "/v1/insights", &key, None).await;
     assert_eq!(insights["insights"][0], insight);
@@ -147,15 +181,21 @@ async fn saved_documents_belong_to_one_project() {
     let demo = t.query_key("demo");
     let other = t.query_key("other");
     let admin = t.stack.keyring().admin_token();
-    let (_, insight) =
-        call(&t.router, "POST", "/v1/insights", &demo, Some(json!({"name": "Mine", "kind": "trends", "query": trend()}))).await;
+    let (_, insight) = call(
+        &t.router,
+        "POST",
+        "/v1/insights",
+        &demo,
+        Some(json!({"name": "Mine", "kind": "trends", "query": trend()})),
+    )
+    .await;
     let path = format!("/v1/insights/{}", insight["id"].as_str().unwrap());
 
     let (_, list) = call(&t.router, "GET", "/v1/insights", &other, None).await;
     assert_eq!(list["insights"], json!([]));
     let (status, _) = call(&t.router, "GET", &path, &other, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(&t.router, "DELETE", &path, &other, None).await;
+    let (status, _) = call(&t.router, "DELETE", &format!("{path}?version=1"), &other, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = call(&t.router, "GET", "/v1/insights?project=other", &demo, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -199,10 +239,12 @@ async fn malformed_bodies_and_ids_are_refused_with_a_message_naming_the_field() 
         assert!(message.contains(field), "{body}: {field} not in {message}");
     }
     let (status, answer) =
-        call(&t.router, "POST", "/v1/dashboards", &key, Some(json!({"name": "x", "insights": ["../etc/passwd"]}))).await;
+        call(&t.router, "POST", "/v1/dashboards", &key, Some(json!({"name": "x", "insights": ["../etc/passwd"]})))
+            .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let too_many: Vec<String> = (0..101).map(|i| format!("{i:020x}")).collect();
-    let (status, _) = call(&t.router, "POST", "/v1/dashboards", &key, Some(json!({"name": "x", "insights": too_many}))).await;
+    let (status, _) =
+        call(&t.router, "POST", "/v1/dashboards", &key, Some(json!({"name": "x", "insights": too_many}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     for path in ["/v1/insights/nope", "/v1/insights/..%2F..%2Fsecret", "/v1/dashboards/00000000000000000000"] {
         let (status, answer) = call(&t.router, "GET", path, &key, None).await;
@@ -214,23 +256,80 @@ async fn malformed_bodies_and_ids_are_refused_with_a_message_naming_the_field() 
 }
 
 #[tokio::test]
-async fn a_damaged_object_in_storage_hides_only_itself() {
+async fn a_damaged_object_in_storage_hides_only_itself_and_can_be_replaced() {
     let t = TestStack::new();
     let key = t.query_key("demo");
-    let (_, good) =
-        call(&t.router, "POST", "/v1/insights", &key, Some(json!({"name": "Good", "kind": "trends", "query": trend()}))).await;
+    let (_, good) = call(
+        &t.router,
+        "POST",
+        "/v1/insights",
+        &key,
+        Some(json!({"name": "Good", "kind": "trends", "query": trend()})),
+    )
+    .await;
     let (_, bad) =
-        call(&t.router, "POST", "/v1/insights", &key, Some(json!({"name": "Bad", "kind": "trends", "query": trend()}))).await;
+        call(&t.router, "POST", "/v1/insights", &key, Some(json!({"name": "Bad", "kind": "trends", "query": trend()})))
+            .await;
     let store = t.stack.store();
-    let damaged = ObjectPath::from(format!("meta/project=demo/insights/{}/v00000001.json", bad["id"].as_str().unwrap()));
+    let damaged =
+        ObjectPath::from(format!("meta/project=demo/insights/{}/v00000001.json", bad["id"].as_str().unwrap()));
     store.put(&damaged, PutPayload::from_static(b"{\"name\": trunc")).await.unwrap();
     store.put(&ObjectPath::from("meta/project=demo/insights/stray.txt"), PutPayload::from_static(b"?")).await.unwrap();
     let (status, list) = call(&t.router, "GET", "/v1/insights", &key, None).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list["insights"], json!([good]));
-    let (status, answer) = call(&t.router, "GET", &format!("/v1/insights/{}", bad["id"].as_str().unwrap()), &key, None).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
-    assert!(answer["error"]["message"].is_string());
+    let path = format!("/v1/insights/{}", bad["id"].as_str().unwrap());
+    let (status, answer) = call(&t.router, "GET", &path, &key, None).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("document_damaged"))
+    );
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("replace it") && message.contains("\"version\": 1"), "{message}");
+    // It is not stuck: a replace at the damaged version writes a good one.
+    let replacement = json!({"name": "Fixed", "kind": "trends", "query": trend(), "version": 1});
+    let (status, fixed) = call(&t.router, "PUT", &path, &key, Some(replacement)).await;
+    assert_eq!((status, &fixed["version"], &fixed["name"]), (StatusCode::OK, &json!(2), &json!("Fixed")), "{fixed}");
+    let (_, list) = call(&t.router, "GET", "/v1/insights", &key, None).await;
+    assert_eq!(list["insights"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn changes_name_their_version_in_the_body_the_query_or_if_match() {
+    let t = TestStack::new();
+    let key = t.query_key("demo");
+    let (status, created) = call(&t.router, "POST", "/v1/dashboards", &key, Some(json!({"name": "Growth"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let path = format!("/v1/dashboards/{}", created["id"].as_str().unwrap());
+    let with_if_match = |method: &str, tag: &str, body: Option<Value>| {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(&path)
+            .header("authorization", format!("Bearer {key}"))
+            .header("if-match", tag);
+        builder = builder.header("content-type", "application/json");
+        builder.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap()
+    };
+    let (status, headers, read) = t.get(&path, &[("authorization", &format!("Bearer {key}"))]).await;
+    assert_eq!((status, headers["etag"].to_str().unwrap()), (StatusCode::OK, "\"1\""));
+    assert_eq!(read, created);
+
+    let (status, _, renamed) = t.send(with_if_match("PUT", "\"1\"", Some(json!({"name": "Growth 2"})))).await;
+    assert_eq!((status, &renamed["version"]), (StatusCode::OK, &json!(2)), "{renamed}");
+    let (status, _, stale) = t.send(with_if_match("PUT", "\"1\"", Some(json!({"name": "Lost"})))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{stale}");
+    let (status, _, disagree) = t.send(with_if_match("PUT", "\"2\"", Some(json!({"name": "x", "version": 1})))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{disagree}");
+    assert!(disagree["error"]["message"].as_str().unwrap().contains("If-Match"), "{disagree}");
+    let (status, _, garbage) = t.send(with_if_match("PUT", "soon", Some(json!({"name": "x"})))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{garbage}");
+
+    let (status, unnamed) = call(&t.router, "DELETE", &path, &key, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a DELETE must say which version it deletes: {unnamed}");
+    let (status, _, _) = t.send(with_if_match("DELETE", "\"2\"", None)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, again) = call(&t.router, "DELETE", &format!("{path}?version=3"), &key, None).await;
+    assert_eq!((status, again["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 }
 
 #[tokio::test]
@@ -241,9 +340,8 @@ async fn projects_lists_a_keys_own_project_or_every_project_for_the_admin() {
     assert_eq!(answer, json!({"projects": [{"name": "demo", "write_key": t.key(KeyKind::Write, "demo")}]}));
     // A project becomes known to the admin once it has data.
     let shop_key = t.key(KeyKind::Write, "shop");
-    let (status, _) = t
-        .post("/v1/track", &[("x-write-key", &shop_key)], json!({"userId": "u", "event": "E"}).to_string())
-        .await;
+    let (status, _) =
+        t.post("/v1/track", &[("x-write-key", &shop_key)], json!({"userId": "u", "event": "E"}).to_string()).await;
     assert_eq!(status, StatusCode::OK);
     t.flush().await;
     let admin = t.stack.keyring().admin_token();
@@ -275,7 +373,8 @@ async fn the_dashboard_is_embedded_and_served_compressed_with_an_etag() {
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut html).unwrap();
     assert!(html.contains("<script") && html.contains("/assets/"), "{html}");
 
-    let again = Request::get("/").header("accept-encoding", "gzip").header("if-none-match", &etag).body(Body::empty()).unwrap();
+    let again =
+        Request::get("/").header("accept-encoding", "gzip").header("if-none-match", &etag).body(Body::empty()).unwrap();
     let response = tower::ServiceExt::oneshot(t.router.clone(), again).await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
 

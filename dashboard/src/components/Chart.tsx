@@ -59,7 +59,7 @@ export function Chart({ x, series, type = "line", zone, interval = "", height = 
         width: el.clientWidth || 600,
         height,
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), tz),
-        legend: { show: legend },
+        legend: { show: legend, live: false },
         axes: [{ incrs: calendarTicks[interval] }, { values: (_, ticks) => ticks.map((v) => compact.format(v)), size: 50, incrs: whole ? wholeSteps : undefined }],
         series: [
           {},

@@ -211,7 +211,7 @@ function TrendsCompact({ insight, answer }: { insight: Insight<"trends">; answer
   return (
     <>
       <div class="big" data-testid="card-value" data-value={first?.aggregated ?? ""}>
-        {number(first?.aggregated)}
+        {number(first?.aggregated)} <span class="muted small">{series[0]?.label}, whole range</span>
       </div>
       <Chart x={answer.buckets} series={series} zone={answer.timezone} interval={answer.interval} height={140} legend={series.length <= 3} />
     </>

@@ -82,7 +82,7 @@ export function Overview() {
       trends(from - 24 * HOUR_MS, from).then(apply((a) => (previous.value = a)), fail);
       for (const [column] of tops) {
         sql(
-          `SELECT ${column} AS key, count(*) AS n FROM events WHERE timestamp >= '${iso(from)}' AND timestamp < '${iso(to)}' GROUP BY ${column} ORDER BY n DESC, key LIMIT 10`,
+          `SELECT ${column} AS key, count(*) AS n FROM events WHERE timestamp >= '${iso(from)}' AND timestamp < '${iso(to)}' AND ${column} IS NOT NULL GROUP BY ${column} ORDER BY n DESC, key LIMIT 10`,
           signal,
         ).then(apply((a) => (lists.value = { ...lists.value, [column]: a.rows as unknown as TopRow[] })), fail);
       }
@@ -210,7 +210,7 @@ function TopList({ column, title, rows }: { column: Top; title: string; rows?: T
       {!rows ? (
         <p class="muted">Loading…</p>
       ) : rows.length === 0 ? (
-        <p class="muted">No events.</p>
+        <p class="muted">{column === "country" ? "No countries: the edge Worker fills them in from Cloudflare; contrail serve cannot." : "None in the last 24 h."}</p>
       ) : (
         <ol class="top">
           {rows.map((r) => (

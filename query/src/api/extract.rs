@@ -36,7 +36,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-
 /// Query-string parameters.
 #[derive(Debug)]
 pub struct Query<T>(pub T);

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use contrail_edge::ProjectId;
 use datafusion::prelude::{col, lit};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
 use super::QueryState;
@@ -59,6 +59,7 @@ pub(super) async fn live(
         pending: VecDeque::new(),
         first: true,
     };
+    let stopped = live.state.stopped();
     let stream = futures::stream::unfold(live, |mut live| async move {
         loop {
             if let Some(event) = live.pending.pop_front() {
@@ -75,7 +76,9 @@ pub(super) async fn live(
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    // The stream ends when the server shuts down; a client reconnects with
+    // Last-Event-ID and resumes where it was.
+    Ok(Sse::new(stream.take_until(stopped)).keep_alive(KeepAlive::default()))
 }
 
 /// One live stream's position.

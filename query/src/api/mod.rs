@@ -43,6 +43,9 @@ pub struct QueryState {
     /// Projects named in the configuration, listed to the admin token
     /// before they hold any data.
     pub projects: Vec<ProjectId>,
+    /// Flips to `true` when the server shuts down: open live streams end,
+    /// so a graceful shutdown does not wait on a dashboard left open.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl QueryState {
@@ -50,7 +53,22 @@ impl QueryState {
     /// the saved documents.
     pub fn new(engine: Engine, keyring: Keyring, live_poll: Duration, projects: Vec<ProjectId>) -> Self {
         let saved = SavedStore::new(engine.store());
-        Self { engine, keyring, live_poll, saved, projects }
+        let stopping = tokio::sync::watch::Sender::new(false);
+        Self { engine, keyring, live_poll, saved, projects, stopping }
+    }
+
+    /// Ends every open live stream (and any opened later): call it when a
+    /// graceful shutdown starts, which otherwise waits for them forever.
+    pub fn stop_streams(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`QueryState::stop_streams`] has been called.
+    pub(crate) fn stopped(&self) -> impl Future<Output = ()> + Send + use<> {
+        let mut stopping = self.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
     }
 }
 

@@ -309,16 +309,16 @@ pub fn document() -> Value {
                     "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
                     "rejected": {"type": "array", "items": {"type": "object", "properties": {
                         "index": {"type": "integer"}, "code": {"type": "string"}, "error": {"type": "string"}}}}}},
-                "Insight": {"type": "object", "required": ["name", "kind", "query"], "properties": {
+                "Insight": {"type": "object", "required": ["name", "kind", "query"], "additionalProperties": false, "properties": {
                     "id": {"type": "string", "readOnly": true}, "version": {"type": "integer", "description": "read: the current version; on PUT: the version you changed"},
                     "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true},
-                    "name": {"type": "string", "maxLength": 200}, "description": {"type": "string"},
+                    "name": {"type": "string", "maxLength": 200}, "description": {"type": "string", "maxLength": 2000},
                     "kind": {"enum": ["trends", "funnels", "retention"]},
                     "query": {"type": "object", "description": "a body of POST /v1/<kind>, validated as that endpoint would"}}},
-                "Dashboard": {"type": "object", "required": ["name"], "properties": {
+                "Dashboard": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                     "id": {"type": "string", "readOnly": true}, "version": {"type": "integer", "description": "read: the current version; on PUT: the version you changed"},
                     "created_at": {"type": "string", "readOnly": true}, "updated_at": {"type": "string", "readOnly": true},
-                    "name": {"type": "string", "maxLength": 200}, "description": {"type": "string"},
+                    "name": {"type": "string", "maxLength": 200}, "description": {"type": "string", "maxLength": 2000},
                     "insights": {"type": "array", "maxItems": 100, "items": {"type": "string"}, "description": "pinned insight ids, in order"}}},
                 "SqlAnswer": {"type": "object", "properties": {
                     "columns": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"type": "string"}}}},
@@ -330,12 +330,20 @@ pub fn document() -> Value {
 }
 
 /// The five operations of a kind of saved document.
-fn saved_paths(paths: &mut serde_json::Map<String, Value>, collection: &str, noun: &str, schema: &str, project: &Value) {
+fn saved_paths(
+    paths: &mut serde_json::Map<String, Value>,
+    collection: &str,
+    noun: &str,
+    schema: &str,
+    project: &Value,
+) {
     let schema = json!({"$ref": format!("#/components/schemas/{schema}")});
-    let one = |description: &str| json!({"description": description, "content": {"application/json": {"schema": schema}}});
+    let one =
+        |description: &str| json!({"description": description, "content": {"application/json": {"schema": schema}}});
     let mut errors = query_errors();
     errors["404"] = error_response(&format!("No such {noun} in this project, or it was deleted."));
-    errors["409"] = error_response("conflict: it changed since the version you sent; read it again and reapply your change.");
+    errors["409"] =
+        error_response("conflict: it changed since the version you sent; read it again and reapply your change.");
     let with = |code: &str, answer: Value| {
         let mut responses = errors.clone();
         responses[code] = answer;
@@ -344,7 +352,9 @@ fn saved_paths(paths: &mut serde_json::Map<String, Value>, collection: &str, nou
     let body = json!({"required": true, "content": {"application/json": {"schema": schema}}});
     let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
     let version = json!({"name": "version", "in": "query", "schema": {"type": "integer"},
-        "description": "Delete only if still at this version (or send If-Match)"});
+        "description": "The version you read (or send If-Match); required"});
+    let if_match = json!({"name": "If-Match", "in": "header", "schema": {"type": "string"},
+        "description": "\"<version>\" as in the ETag of a read: the version the change was made from"});
     let list = json!({"description": format!("Every {noun}, most recently updated first."), "content": {"application/json": {"schema": {
         "type": "object", "properties": {collection: {"type": "array", "items": schema}}}}}});
     paths.insert(format!("/v1/{collection}"), json!({
@@ -357,10 +367,10 @@ fn saved_paths(paths: &mut serde_json::Map<String, Value>, collection: &str, nou
         "get": {"tags": ["saved"], "summary": format!("Read one {noun}"), "security": [{"queryKey": []}],
                 "parameters": [id, project], "responses": with("200", one(&format!("The {noun}; ETag is its version.")))},
         "put": {"tags": ["saved"], "summary": format!("Replace a {noun}, naming the version changed (\"version\" or If-Match); 409 when stale"),
-                "security": [{"queryKey": []}], "parameters": [id, project], "requestBody": body,
+                "security": [{"queryKey": []}], "parameters": [id, if_match, project], "requestBody": body,
                 "responses": with("200", one(&format!("The {noun} at its new version.")))},
-        "delete": {"tags": ["saved"], "summary": format!("Delete a {noun}"), "security": [{"queryKey": []}],
-                   "parameters": [id, version, project], "responses": with("204", json!({"description": "Deleted"}))}
+        "delete": {"tags": ["saved"], "summary": format!("Delete a {noun} at the version you read; 409 when stale"), "security": [{"queryKey": []}],
+                   "parameters": [id, version, if_match, project], "responses": with("204", json!({"description": "Deleted"}))}
     }));
 }
 

@@ -1,9 +1,9 @@
 //! `/v1/insights` and `/v1/dashboards`: list, create, read, replace and
 //! delete saved documents, one generic set of handlers for both kinds.
 //!
-//! A replace or delete names the version it was made from (`"version"` in
-//! the body, `?version=`, or `If-Match: "<version>"`, the `ETag` of a read);
-//! when the document has moved on it answers 409 and changes nothing.
+//! A replace or delete must name the version it was made from (`"version"`
+//! in the body, `?version=`, or `If-Match: "<version>"`, the `ETag` of a
+//! read); when the document has moved on it answers 409 and changes nothing.
 
 use std::sync::Arc;
 
@@ -29,7 +29,10 @@ pub(super) struct VersionParam {
 }
 
 #[tracing::instrument(skip_all, fields(kind = T::COLLECTION))]
-pub(super) async fn list<T: Saved>(State(state): State<Arc<QueryState>>, Project(project): Project) -> Result<Response> {
+pub(super) async fn list<T: Saved>(
+    State(state): State<Arc<QueryState>>,
+    Project(project): Project,
+) -> Result<Response> {
     let records = state.saved.list::<T>(&project).await?;
     let items: Vec<Value> = records.iter().map(Record::to_json).collect();
     Ok(axum::Json(json!({ T::COLLECTION: items })).into_response())
@@ -44,7 +47,11 @@ pub(super) async fn create<T: Saved>(
     let (document, _) = document::<T>(body)?;
     let record = state.saved.create(&project, document).await?;
     tracing::info!(id = %record.id, "created");
-    Ok((StatusCode::CREATED, with_etag(&record)).into_response())
+    let mut response = (StatusCode::CREATED, with_etag(&record)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/{}/{}", T::COLLECTION, record.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
 }
 
 #[tracing::instrument(skip_all, fields(kind = T::COLLECTION))]
@@ -67,12 +74,7 @@ pub(super) async fn replace<T: Saved>(
 ) -> Result<Response> {
     let id = id_of::<T>(&id)?;
     let (document, in_body) = document::<T>(body)?;
-    let expected = in_body.or(if_match(&headers)?).ok_or_else(|| {
-        Error::BadQuery(format!(
-            "version: say which version of the {} you changed (\"version\" in the body, as read), so a concurrent change is never overwritten",
-            T::NOUN
-        ))
-    })?;
+    let expected = expected_version::<T>(in_body, &headers, "\"version\" in the body, as read")?;
     let record = state.saved.update(&project, &id, expected, document).await?;
     tracing::info!(%id, version = record.version, "replaced");
     Ok(with_etag(&record).into_response())
@@ -87,7 +89,7 @@ pub(super) async fn delete<T: Saved>(
     headers: HeaderMap,
 ) -> Result<Response> {
     let id = id_of::<T>(&id)?;
-    let expected = param.version.or(if_match(&headers)?);
+    let expected = expected_version::<T>(param.version, &headers, "?version=<the version you read>")?;
     state.saved.delete::<T>(&project, &id, expected).await?;
     tracing::info!(%id, "deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -106,6 +108,20 @@ fn document<T: Saved>(mut body: Map<String, Value>) -> Result<(T, Option<u64>)> 
     let document: T = named(Value::Object(body), "")?;
     document.validate()?;
     Ok((document, version))
+}
+
+/// The version a change was made from: `given` (body or query string) or
+/// `If-Match`, which must agree when both are sent. Required: a change that
+/// does not say what it changed could overwrite someone else's.
+fn expected_version<T: Saved>(given: Option<u64>, headers: &HeaderMap, how: &str) -> Result<u64> {
+    match (given, if_match(headers)?) {
+        (Some(a), Some(b)) if a != b => Err(Error::BadQuery(format!("version: {a} disagrees with If-Match: \"{b}\""))),
+        (Some(v), _) | (None, Some(v)) => Ok(v),
+        (None, None) => Err(Error::BadQuery(format!(
+            "version: say which version of the {} you changed ({how}, or If-Match), so a concurrent change is never overwritten",
+            T::NOUN
+        ))),
+    }
 }
 
 /// A path id; one that cannot be an id names no document (404).

@@ -65,8 +65,9 @@ impl Saved for Insight {
     const NOUN: &'static str = "insight";
 
     /// The query must be one its endpoint would run now: checked with the
-    /// endpoint's own validation, so a saved insight never fails for a
-    /// reason the endpoint would have refused at once.
+    /// endpoint's own validation, so nothing the endpoint would refuse at
+    /// once is saved. (A range relative to now can still outgrow a limit
+    /// later, and is then refused when run, naming the field.)
     fn validate(&self) -> Result<()> {
         check_text("name", &self.name, MAX_NAME, true)?;
         check_text("description", &self.description, MAX_DESCRIPTION, false)?;

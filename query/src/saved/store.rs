@@ -58,6 +58,8 @@ fn timestamp(at: DateTime<Utc>) -> String {
 enum Version<T> {
     Live(Record<T>),
     Deleted,
+    /// Not a document version (cut short, edited by hand): why.
+    Damaged(String),
 }
 
 /// The saved documents of every project, in one object store.
@@ -73,25 +75,26 @@ impl SavedStore {
     }
 
     /// Every live document of a kind in `project`, most recently updated
-    /// first. A version that cannot be read is logged and left out, so one
-    /// damaged object never hides the others.
+    /// first. A damaged version is logged and left out, so one bad object
+    /// never hides the others; a store that does not answer fails the list
+    /// (503) rather than answer one that silently lacks documents.
     pub async fn list<T: Saved>(&self, project: &ProjectId) -> Result<Vec<Record<T>>> {
         let latest = self.latest_versions(&Path::from(prefix::<T>(project))).await?;
-        let mut records: Vec<Record<T>> = futures::stream::iter(latest)
+        let reads: Vec<(Result<Version<T>>, SavedId)> = futures::stream::iter(latest)
             .map(|(id, version)| async move { (self.read::<T>(project, &id, version).await, id) })
             .buffer_unordered(READ_CONCURRENCY)
-            .filter_map(|(read, id)| async move {
-                match read {
-                    Ok(Version::Live(record)) => Some(record),
-                    Ok(Version::Deleted) => None,
-                    Err(e) => {
-                        tracing::warn!(error = %e, %id, kind = T::NOUN, "skipping a saved document that cannot be read");
-                        None
-                    }
-                }
-            })
             .collect()
             .await;
+        let mut records = Vec::with_capacity(reads.len());
+        for (read, id) in reads {
+            match read? {
+                Version::Live(record) => records.push(record),
+                Version::Deleted => {}
+                Version::Damaged(why) => {
+                    tracing::warn!(%id, kind = T::NOUN, why, "leaving out a damaged saved document");
+                }
+            }
+        }
         records.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| b.id.cmp(&a.id)));
         Ok(records)
     }
@@ -102,6 +105,13 @@ impl SavedStore {
         match self.read::<T>(project, id, version).await? {
             Version::Live(record) => Ok(record),
             Version::Deleted => Err(not_found::<T>(id)),
+            Version::Damaged(why) => {
+                tracing::error!(%id, kind = T::NOUN, version, why, "a saved document is damaged");
+                Err(Error::Damaged(format!(
+                    "{} {id} is damaged in storage and cannot be read; replace it (PUT with \"version\": {version}) or delete it (?version={version})",
+                    T::NOUN
+                )))
+            }
         }
     }
 
@@ -122,42 +132,56 @@ impl SavedStore {
         expected: u64,
         body: T,
     ) -> Result<Record<T>> {
-        let current = self.current::<T>(project, id, Some(expected)).await?;
+        let (version, created_at) = self.current::<T>(project, id, expected).await?;
+        let now = Utc::now();
         let record = Record {
             id: id.clone(),
-            version: current.version + 1,
-            created_at: current.created_at,
-            updated_at: Utc::now(),
+            version: version + 1,
+            created_at: created_at.unwrap_or(now),
+            updated_at: now,
             body,
         };
         self.write::<T>(project, id, record.version, record.to_json()).await?;
         Ok(record)
     }
 
-    /// Deletes document `id` (at version `expected`, when given).
-    pub async fn delete<T: Saved>(&self, project: &ProjectId, id: &SavedId, expected: Option<u64>) -> Result<()> {
-        let current = self.current::<T>(project, id, expected).await?;
+    /// Deletes document `id`, which the caller read at version `expected`.
+    pub async fn delete<T: Saved>(&self, project: &ProjectId, id: &SavedId, expected: u64) -> Result<()> {
+        let (version, created_at) = self.current::<T>(project, id, expected).await?;
+        let now = Utc::now();
         let tombstone = serde_json::json!({
             "id": id.as_str(),
-            "version": current.version + 1,
+            "version": version + 1,
             "deleted": true,
-            "created_at": timestamp(current.created_at),
-            "updated_at": timestamp(Utc::now()),
+            "created_at": timestamp(created_at.unwrap_or(now)),
+            "updated_at": timestamp(now),
         });
-        self.write::<T>(project, id, current.version + 1, tombstone).await
+        self.write::<T>(project, id, version + 1, tombstone).await
     }
 
-    /// The live document `id`, refused with 409 when it is not at `expected`.
-    async fn current<T: Saved>(&self, project: &ProjectId, id: &SavedId, expected: Option<u64>) -> Result<Record<T>> {
-        let current = self.get::<T>(project, id).await?;
-        match expected {
-            Some(expected) if expected != current.version => Err(Error::Conflict(format!(
-                "{} {id} is at version {}, not {expected}: it changed since you read it; read it again and reapply your change",
-                T::NOUN,
-                current.version
-            ))),
-            _ => Ok(current),
+    /// The latest version of `id` and its creation time, refused with 409
+    /// when it is not `expected` and 404 when deleted. A damaged latest
+    /// version (creation time unknown) may be replaced or deleted: else one
+    /// bad object would block its document for good.
+    async fn current<T: Saved>(
+        &self,
+        project: &ProjectId,
+        id: &SavedId,
+        expected: u64,
+    ) -> Result<(u64, Option<DateTime<Utc>>)> {
+        let version = self.latest_version::<T>(project, id).await?;
+        let created_at = match self.read::<T>(project, id, version).await? {
+            Version::Live(record) => Some(record.created_at),
+            Version::Deleted => return Err(not_found::<T>(id)),
+            Version::Damaged(_) => None,
+        };
+        if expected != version {
+            return Err(Error::Conflict(format!(
+                "{} {id} is at version {version}, not {expected}: it changed since you read it; read it again and reapply your change",
+                T::NOUN
+            )));
         }
+        Ok((version, created_at))
     }
 
     /// Writes version `version` of `id`, create-only: when that version
@@ -169,8 +193,9 @@ impl SavedStore {
         match self.store.put_opts(&path, PutPayload::from(bytes.clone()), options).await {
             Ok(_) => Ok(()),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                // object_store retries a put that timed out: the object in the
-                // way may be this very write, landed on an earlier attempt.
+                // object_store retries a put answered 5xx or 429 with the same
+                // bytes: the object in the way may be this very write, which
+                // landed although its first answer was an error.
                 let existing = self.store.get(&path).await?.bytes().await?;
                 if existing == bytes {
                     return Ok(());
@@ -206,29 +231,42 @@ impl SavedStore {
         Ok(latest)
     }
 
-    /// Version `version` of `id`.
+    /// Version `version` of `id` (an error only when the store fails).
     async fn read<T: Saved>(&self, project: &ProjectId, id: &SavedId, version: u64) -> Result<Version<T>> {
         let path = object_path::<T>(project, id, version);
         let bytes = self.store.get(&path).await?.bytes().await?;
-        let unreadable = |why: String| Error::Engine(format!("{path} cannot be read as a {}: {why}", T::NOUN));
-        let mut object: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
-        if object.get("deleted") == Some(&Value::Bool(true)) {
-            return Ok(Version::Deleted);
-        }
-        let mut take_time = |field: &str| -> Result<DateTime<Utc>> {
-            object
-                .remove(field)
-                .and_then(|v| v.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()))
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| unreadable(format!("no {field}")))
-        };
-        let created_at = take_time("created_at")?;
-        let updated_at = take_time("updated_at")?;
-        object.remove("id");
-        object.remove("version");
-        let body = serde_json::from_value(Value::Object(object)).map_err(|e| unreadable(e.to_string()))?;
-        Ok(Version::Live(Record { id: id.clone(), version, created_at, updated_at, body }))
+        Ok(decode(&bytes).map_or_else(
+            |why| Version::Damaged(format!("{path}: {why}")),
+            |(object, created_at, updated_at)| match object {
+                None => Version::Deleted,
+                Some(body) => Version::Live(Record { id: id.clone(), version, created_at, updated_at, body }),
+            },
+        ))
     }
+}
+
+/// A stored version: its document (none for a deletion) and times.
+type Decoded<T> = (Option<T>, DateTime<Utc>, DateTime<Utc>);
+
+fn decode<T: Saved>(bytes: &[u8]) -> std::result::Result<Decoded<T>, String> {
+    let mut object: Map<String, Value> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let mut take_time = |field: &str| {
+        object
+            .remove(field)
+            .and_then(|v| v.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()))
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| format!("no {field}"))
+    };
+    let created_at = take_time("created_at")?;
+    let updated_at = take_time("updated_at")?;
+    if object.get("deleted") == Some(&Value::Bool(true)) {
+        return Ok((None, created_at, updated_at));
+    }
+    for field in ["id", "version"] {
+        object.remove(field);
+    }
+    let body = serde_json::from_value(Value::Object(object)).map_err(|e| e.to_string())?;
+    Ok((Some(body), created_at, updated_at))
 }
 
 fn not_found<T: Saved>(id: &SavedId) -> Error {
@@ -240,8 +278,8 @@ fn prefix<T: Saved>(project: &ProjectId) -> String {
     format!("meta/project={}/{}", project.as_str(), T::COLLECTION)
 }
 
-/// `meta/project=<p>/<collection>/<id>/v<version, 8 digits>.json`: zero-padded
-/// so that versions also sort by name.
+/// `meta/project=<p>/<collection>/<id>/v<version, 8 digits>.json`: padded so
+/// that a listing reads in version order (for people; the code parses).
 fn object_path<T: Saved>(project: &ProjectId, id: &SavedId, version: u64) -> Path {
     Path::from(format!("{}/{id}/v{version:08}.json", prefix::<T>(project)))
 }
