@@ -1,8 +1,9 @@
 //! `GET /v1/projects`: the projects a credential reads, each with its write
 //! key. The dashboard checks a key with it at sign-in, lists projects for
 //! the admin token, and fills the write key into "send your first event":
-//! a write key only sends events and ships inside web pages anyway, so
-//! handing it to a reader of the same project discloses nothing.
+//! a write key only sends events and ships inside web pages anyway, and a
+//! query key already reads everything the project holds, so its holder
+//! learns nothing they could not. A revoked write key is `null`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -30,7 +31,12 @@ pub(super) async fn projects(State(state): State<Arc<QueryState>>, headers: Head
     };
     let projects: Vec<Value> = projects
         .iter()
-        .map(|p| json!({ "name": p.as_str(), "write_key": state.keyring.mint(KeyKind::Write, p) }))
+        .map(|p| {
+            // A revoked key is minted all the same (keys are HMACs): never hand it out.
+            let key = state.keyring.mint(KeyKind::Write, p);
+            let key = state.keyring.verify(&key, KeyKind::Write).is_ok().then_some(key);
+            json!({ "name": p.as_str(), "write_key": key })
+        })
         .collect();
     Ok(axum::Json(json!({ "projects": projects })))
 }
