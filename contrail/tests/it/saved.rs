@@ -390,3 +390,13 @@ async fn the_dashboard_is_embedded_and_served_compressed_with_an_etag() {
     let (status, _, body) = t.get("/assets/missing.js", &[]).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 }
+
+#[tokio::test]
+async fn a_revoked_write_key_is_never_handed_out() {
+    let probe = TestStack::new();
+    let revoked = probe.key(KeyKind::Write, "demo");
+    let t = TestStack::with(Arc::new(contrail_ingest::SystemClock), |c| c.keys.denied = vec![revoked]);
+    let (status, answer) = call(&t.router, "GET", "/v1/projects", &t.query_key("demo"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, json!({"projects": [{"name": "demo", "write_key": null}]}));
+}
